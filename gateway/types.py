@@ -1,0 +1,183 @@
+"""Domain types shared by every layer.
+
+These are plain frozen dataclasses: the transports convert to and from them, the store persists
+them, and nothing here knows about protobuf or SQL.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JSONValue = Any
+"""A value that round-trips through JSON (dict, list, str, float, int, bool, None)."""
+
+JSONObject = dict[str, Any]
+
+
+class Status(enum.StrEnum):
+    """Where a decision is in its lifecycle (see DESIGN.md)."""
+
+    PENDING_REVIEW = "PENDING_REVIEW"
+    IN_REVIEW = "IN_REVIEW"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    OVERRIDDEN = "OVERRIDDEN"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({Status.APPROVED, Status.REJECTED, Status.OVERRIDDEN, Status.EXPIRED})
+
+
+class Action(enum.StrEnum):
+    """What a route rule (or a tier, or a failure policy) says to do with a decision."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    REVIEW = "review"
+
+
+class Verdict(enum.StrEnum):
+    """What a reviewer says about a held decision."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    OVERRIDE = "override"
+
+
+class Validation(enum.StrEnum):
+    """Model risk management status of a backend's model."""
+
+    APPROVED = "approved"
+    PENDING = "pending"
+    RETIRED = "retired"
+
+
+class TaskKind(enum.StrEnum):
+    """Review queue a task belongs to."""
+
+    DECISION = "decision"
+    """A held decision that waits for a verdict."""
+    QA = "qa"
+    """A sampled automatic decision, reviewed after the fact for quality assurance."""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One reviewer's verdict on a decision."""
+
+    reviewer: str
+    role: str
+    verdict: Verdict
+    reason: str
+    at: datetime
+    output: JSONObject | None = None
+    """The reviewer's replacement output, for an override."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """Which model answered, as the audit trail and the caller see it."""
+
+    backend: str
+    name: str
+    version: str
+    validation: Validation
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One AI-assisted decision and everything needed to reconstruct it."""
+
+    id: str
+    application: str
+    tier: str
+    status: Status
+    input: JSONObject
+    model: ModelRef | None
+    """None when the model was never called (prohibited tier) ."""
+    model_output: JSONObject | None
+    final_output: JSONObject | None
+    """What goes out: the model output when approved, the reviewer's when overridden."""
+    reasons: tuple[str, ...]
+    """Human-readable: which escalation and route rules matched, and why."""
+    rule: str
+    """Identifier of the rule that decided the route, e.g. ``route[1]`` or ``on_model_error``."""
+    created_at: datetime
+    updated_at: datetime
+    trace_id: str
+    policy_version: str
+    subject_ref: str = ""
+    idempotency_key: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    reviews: tuple[Review, ...] = ()
+    approvals_needed: int = 0
+    """Approvals a held decision needs before it is approved (four-eyes when 2)."""
+    review_deadline: datetime | None = None
+    """When the review SLA passes, for held decisions."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewTask:
+    """An entry in a review queue (held decisions, or QA samples of automatic ones)."""
+
+    decision_id: str
+    kind: TaskKind
+    application: str
+    tier: str
+    groups: tuple[str, ...]
+    deadline: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditDraft:
+    """An audit event before the store chains it (assigns seq, prev_hash and hash)."""
+
+    decision_id: str
+    type: str
+    """Dotted event name, e.g. ``decision.created``, ``decision.reviewed``."""
+    actor: str
+    """``app:<key id>``, ``user:<name>``, or ``system``."""
+    payload: JSONObject
+    trace_id: str = ""
+    span_id: str = ""
+    ts: datetime | None = None
+    """Defaults to the commit time when None."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """A chained audit event as stored."""
+
+    seq: int
+    ts: datetime
+    decision_id: str
+    type: str
+    actor: str
+    payload: JSONObject | None
+    """None once erased; the chain still verifies through ``payload_digest``."""
+    payload_digest: str
+    trace_id: str
+    span_id: str
+    prev_hash: str
+    hash: str
+    canonical: bytes
+    """The exact bytes that were hashed, stored so verification does not re-serialise."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A caller's credential record (the secret itself is never stored)."""
+
+    key_id: str
+    secret_hash: str
+    applications: tuple[str, ...]
+    created_at: datetime
+    revoked: bool = False
