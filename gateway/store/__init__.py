@@ -1,0 +1,55 @@
+"""Durable storage: the Store protocol and its implementations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.store.offline import iter_audit_events_sync, verify_file
+from gateway.store.protocol import Store
+from gateway.store.sqlite import SQLiteStore, StoreClosed, StoreStats
+
+__all__ = [
+    "SQLiteStore",
+    "Store",
+    "StoreClosed",
+    "StoreStats",
+    "iter_audit_events_sync",
+    "open_store",
+    "sqlite_path",
+    "verify_file",
+]
+
+
+def sqlite_path(url_or_path: str) -> Path:
+    """The file path in ``sqlite:///relative.db``, ``sqlite:////abs/file.db`` or a plain path.
+
+    Raises:
+        ValueError: Another scheme, or an in-memory database (the store needs a file: its
+            readers and its writer are separate connections).
+    """
+    text = url_or_path.strip()
+    if not text:
+        raise ValueError("empty store location; expected sqlite:///path/to/file.db or a path")
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if scheme.lower() != "sqlite":
+            raise ValueError(
+                f"unsupported store scheme {scheme!r} in {url_or_path!r}; "
+                "expected sqlite:///path/to/file.db or a plain file path"
+            )
+        # sqlite:///rel.db -> "rel.db"; sqlite:////abs.db -> "/abs.db" (SQLAlchemy's convention)
+        if not rest.startswith("/"):
+            raise ValueError(
+                f"{url_or_path!r}: expected sqlite:///path (three slashes, no host name)"
+            )
+        text = rest[1:].partition("?")[0]
+        if not text:
+            raise ValueError(f"{url_or_path!r}: no file path after sqlite:///")
+    if text == ":memory:":
+        raise ValueError("an in-memory SQLite database cannot be shared by reader and writer")
+    return Path(text)
+
+
+def open_store(url_or_path: str) -> Store:
+    """A store (not yet started) for ``sqlite:///path/to/file.db`` or a plain path."""
+    return SQLiteStore(sqlite_path(url_or_path))

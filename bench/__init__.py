@@ -1,0 +1,1 @@
+"""Benchmarks for the gateway; run them from the repository root with ``python -m bench.<name>``."""

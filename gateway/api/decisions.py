@@ -1,0 +1,73 @@
+"""gRPC servicer for hitl.gateway.v1.DecisionGateway: convert, call the pipeline, convert back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import grpc
+
+from gateway._pb.hitl.gateway.v1 import gateway_pb2 as pb
+from gateway.api import converters
+from gateway.api.handlers import streaming_handler, unary_handler
+from gateway.core.auth import KeyAuthenticator, Principal
+from gateway.core.limits import InputLimits
+from gateway.core.pipeline import DecisionPipeline
+
+SERVICE = "hitl.gateway.v1.DecisionGateway"
+# Answer a held decision this long before the caller's deadline, so the caller gets the
+# decision id (PENDING_REVIEW) instead of DEADLINE_EXCEEDED.
+_DEADLINE_MARGIN = 0.05
+
+
+class DecisionGatewayServicer:
+    def __init__(self, pipeline: DecisionPipeline, limits: InputLimits) -> None:
+        self._pipeline = pipeline
+        self._limits = limits
+
+    async def decide(
+        self,
+        request: pb.DecideRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.Decision:
+        cmd = converters.decide_command(request, self._limits)
+        remaining = context.time_remaining()
+        if cmd.wait > 0 and remaining is not None:
+            cmd = replace(cmd, wait=min(cmd.wait, max(remaining - _DEADLINE_MARGIN, 0.0)))
+        decision = await self._pipeline.decide(cmd, principal)
+        return converters.decision_to_pb(decision)
+
+    async def get_decision(
+        self,
+        request: pb.GetDecisionRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.Decision:
+        decision_id = converters.decision_id(request.decision_id)
+        return converters.decision_to_pb(await self._pipeline.get(decision_id, principal))
+
+    async def watch_decision(
+        self,
+        request: pb.WatchDecisionRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[pb.Decision]:
+        decision_id = converters.decision_id(request.decision_id)
+        async for decision in self._pipeline.watch(decision_id, principal):
+            yield converters.decision_to_pb(decision)
+
+    def handler(self, auth: KeyAuthenticator) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "Decide": unary_handler(f"{SERVICE}/Decide", self.decide, auth, pb.DecideRequest),
+                "GetDecision": unary_handler(
+                    f"{SERVICE}/GetDecision", self.get_decision, auth, pb.GetDecisionRequest
+                ),
+                "WatchDecision": streaming_handler(
+                    f"{SERVICE}/WatchDecision", self.watch_decision, auth, pb.WatchDecisionRequest
+                ),
+            },
+        )

@@ -1,0 +1,38 @@
+"""The one table from domain errors to gRPC status codes.
+
+Lookup walks the exception's MRO, so a subclass maps like its nearest listed ancestor.
+Unexpected exceptions become INTERNAL with a generic message; their details go to the log only.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from gateway import errors
+
+STATUS: dict[type[BaseException], grpc.StatusCode] = {
+    errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.PolicyError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode | None:
+    """The status for a domain error, or None when the error is unexpected."""
+    for cls in type(exc).__mro__:
+        code = STATUS.get(cls)
+        if code is not None:
+            return code
+    return None
+
+
+def trailers_for(exc: BaseException) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata that lets the caller find the decision an error refers to."""
+    if isinstance(exc, errors.ModelUnavailable):
+        return (("x-hitl-decision-id", exc.decision_id),)
+    return ()

@@ -1,0 +1,158 @@
+"""Builds the gRPC method handlers with the cross-cutting concerns wrapped around each method.
+
+One factory applies, in order: request parsing that turns malformed bytes into INVALID_ARGUMENT
+(grpc's own deserializer failure would surface as INTERNAL, and interceptors never see it), the
+trace span continuing an incoming ``traceparent``, logging context, authentication, and the
+error table. Wrapping the behaviours directly costs less per call than a grpc.aio interceptor
+chain and keeps the authenticated principal a plain argument instead of ambient state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+from google.protobuf.message import DecodeError, Message
+from opentelemetry import propagate, trace
+
+from gateway.api.errors import status_for, trailers_for
+from gateway.core.auth import KeyAuthenticator, Principal
+from gateway.errors import InvalidInput, TooLarge
+
+log = structlog.get_logger("gateway.api")
+_tracer = trace.get_tracer("gateway.api")
+
+Req = TypeVar("Req", bound=Message)
+Unary = Callable[[Any, Principal, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]
+Streaming = Callable[[Any, Principal, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Message]]
+
+
+class Malformed:
+    """Stands in for a request whose bytes did not parse."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _parser(message: type[Message]) -> Callable[[bytes], Message | Malformed]:
+    from_string = message.FromString
+
+    def parse(data: bytes) -> Message | Malformed:
+        try:
+            return from_string(data)
+        except DecodeError as exc:
+            return Malformed(str(exc))
+        except RecursionError:
+            return Malformed("message nested too deeply")
+
+    return parse
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            out[key] = value
+    return out
+
+
+async def _fail(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str
+) -> None:
+    code = status_for(exc)
+    if code is None:
+        log.error("rpc.internal_error", method=method, exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the gateway log")
+    trailers = trailers_for(exc)
+    if trailers:
+        context.set_trailing_metadata(trailers)
+    if code is not grpc.StatusCode.INTERNAL:
+        log.info("rpc.refused", method=method, code=code.name if code else "", error=str(exc))
+    assert code is not None
+    await context.abort(code, str(exc))
+
+
+class _Call:
+    """Per-method wrapper: parse check, span, auth and error mapping around a behaviour."""
+
+    def __init__(self, method: str, auth: KeyAuthenticator) -> None:
+        self.method = method
+        self.auth = auth
+
+    async def principal(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, Any], md: dict[str, str]
+    ) -> Principal:
+        principal = await self.auth.authenticate(md.get("authorization"))
+        if isinstance(request, Malformed):
+            if "MaxDepth" in request.error:
+                raise TooLarge("request", "nested too deeply for the protobuf parser")
+            raise InvalidInput("request", f"malformed: {request.error}")
+        return principal
+
+
+def unary(method: str, behaviour: Unary, auth: KeyAuthenticator) -> Callable[..., Any]:
+    call = _Call(method, auth)
+
+    async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        md = _metadata(context)
+        parent = propagate.extract(md) if "traceparent" in md else None
+        with _tracer.start_as_current_span(method, context=parent, kind=trace.SpanKind.SERVER):
+            try:
+                principal = await call.principal(request, context, md)
+                return await behaviour(request, principal, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _fail(context, exc, method)
+                raise  # unreachable: abort raises
+
+    return handler
+
+
+def streaming(method: str, behaviour: Streaming, auth: KeyAuthenticator) -> Callable[..., Any]:
+    call = _Call(method, auth)
+
+    async def handler(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Message]:
+        md = _metadata(context)
+        parent = propagate.extract(md) if "traceparent" in md else None
+        with _tracer.start_as_current_span(method, context=parent, kind=trace.SpanKind.SERVER):
+            try:
+                principal = await call.principal(request, context, md)
+                async for item in behaviour(request, principal, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _fail(context, exc, method)
+
+    return handler
+
+
+def unary_handler(
+    method: str, behaviour: Unary, auth: KeyAuthenticator, req: type[Message]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    return grpc.unary_unary_rpc_method_handler(
+        unary(method, behaviour, auth),
+        request_deserializer=_parser(req),
+        response_serializer=_serialize,
+    )
+
+
+def streaming_handler(
+    method: str, behaviour: Streaming, auth: KeyAuthenticator, req: type[Message]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    return grpc.unary_stream_rpc_method_handler(
+        streaming(method, behaviour, auth),
+        request_deserializer=_parser(req),
+        response_serializer=_serialize,
+    )
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()

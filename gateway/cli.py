@@ -1,0 +1,291 @@
+"""Command line: ``hitl-gateway serve | demo | policy … | keys … | audit …``.
+
+Every subcommand resolves settings the same way (flags > ``HITL_*`` > config file > defaults), so
+all of them act on the same data directory and store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.errors import PolicyError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: getattr(args, name, None)
+        for name in ("grpc_host", "grpc_port", "http_host", "http_port", "data_dir", "policies")
+    }
+    overrides["store"] = getattr(args, "store", None)
+    return load_settings(config_file=args.config, overrides=overrides)
+
+
+def _run(coro: Awaitable[int]) -> int:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+# --- serve / demo ---------------------------------------------------------------------------
+
+
+async def _serve(settings: Settings, on_started: Callable[[Any], Awaitable[None]] | None) -> int:
+    from gateway.app import Gateway
+
+    gateway = Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    try:
+        if on_started is not None:
+            await on_started(gateway)
+        print(
+            f"hitl-gateway serving gRPC on {settings.grpc_host}:{gateway.grpc_port}, "
+            f"HTTP on {settings.http_host}:{gateway.http_port}",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await gateway.stop()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.telemetry.logging import setup_logging
+
+    settings = _settings(args)
+    setup_logging(settings.log_level)
+    return _run(_serve(settings, None))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.core.auth import new_key
+    from gateway.telemetry.logging import setup_logging
+
+    settings = _settings(args)
+    setup_logging(settings.log_level)
+
+    async def announce(gateway: Any) -> None:
+        apps = tuple(sorted(gateway.policies.applications))
+        token, record = new_key(apps)
+        await gateway.store.add_api_key(record)
+        port = gateway.grpc_port
+        body = (
+            '{"application": "credit-limit", "input": {"income": 85000, "debt_ratio": 0.2, '
+            '"past_delinquencies": 0, "amount": 15000}}'
+        )
+        print(
+            "\n".join(
+                [
+                    "",
+                    f"Demo key (shown once, valid for {', '.join(apps)}):",
+                    f"  {token}",
+                    "",
+                    "Try a decision:",
+                    f"  grpcurl -plaintext -H 'authorization: Bearer {token}' \\",
+                    f"    -d '{body}' \\",
+                    f"    127.0.0.1:{port} hitl.gateway.v1.DecisionGateway/Decide",
+                    "",
+                    "A large amount escalates to the high tier and is held for review:",
+                    "  change amount to 250000.",
+                    "",
+                ]
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return _run(_serve(settings, announce))
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from gateway.policy import load_policies
+
+    directory = args.dir or _settings(args).policies
+    try:
+        policies = load_policies(directory)
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"ok: {len(policies.applications)} applications, {len(policies.tiers)} tiers, "
+        f"{len(policies.backends)} backends ({policies.version})"
+    )
+    return 0
+
+
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    from gateway.policy import format_results, load_policies, run_policy_tests
+
+    directory = args.dir or _settings(args).policies
+    try:
+        results = run_policy_tests(directory)
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_results(results, load_policies(directory)), end="")
+    return 0 if results and all(r.passed for r in results) else 1
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+async def _with_store(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
+    from gateway.store import open_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.store_url)
+    await store.start()
+    try:
+        return await fn(store)
+    finally:
+        await store.stop()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from gateway.core.auth import new_key
+    from gateway.policy import load_policies
+
+    settings = _settings(args)
+    try:
+        known = load_policies(settings.policies).applications
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    unknown = [a for a in args.app if a not in known]
+    if unknown:
+        print(f"error: --app: unknown application(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    token, record = new_key(tuple(sorted(set(args.app))))
+
+    async def create(store: Any) -> int:
+        await store.add_api_key(record)
+        return 0
+
+    rc = _run(_with_store(settings, create))
+    print(token)
+    print(f"key id {record.key_id} for {', '.join(record.applications)}", file=sys.stderr)
+    return rc
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    async def revoke(store: Any) -> int:
+        if await store.revoke_api_key(args.key_id):
+            print(f"revoked {args.key_id}")
+            return 0
+        print(f"error: no key {args.key_id!r}", file=sys.stderr)
+        return 1
+
+    return _run(_with_store(_settings(args), revoke))
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from gateway.store import verify_file
+
+    settings = _settings(args)
+    path = args.db or settings.data_dir / "gateway.db"
+    if not path.exists():
+        print(f"error: no database at {path}", file=sys.stderr)
+        return 2
+    result = verify_file(path)
+    if result.ok:
+        print(f"ok: {result.checked} events verified")
+        return 0
+    print(f"FAILED at event {result.first_bad_seq}: {result.reason}", file=sys.stderr)
+    return 1
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML settings file (also HITL_CONFIG)")
+    p.add_argument("--data-dir", type=Path, help="data directory (default ./var)")
+    p.add_argument("--policies", type=Path, help="policy directory (default ./policies)")
+    p.add_argument("--store", help="store URL (default sqlite:///<data-dir>/gateway.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hitl-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, fn, help_text in (
+        ("serve", cmd_serve, "run the gateway"),
+        ("demo", cmd_demo, "run the gateway with a fresh demo key and a ready grpcurl command"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        _common(p)
+        p.add_argument("--grpc-host")
+        p.add_argument("--grpc-port", type=int)
+        p.add_argument("--http-host")
+        p.add_argument("--http-port", type=int)
+        p.set_defaults(func=fn)
+
+    policy = sub.add_parser("policy", help="check and test policy files").add_subparsers(
+        dest="policy_command", required=True
+    )
+    for name, fn, help_text in (
+        ("check", cmd_policy_check, "validate the policy files"),
+        ("test", cmd_policy_test, "run the policy test cases next to the policies"),
+    ):
+        p = policy.add_parser(name, help=help_text)
+        _common(p)
+        p.add_argument("dir", type=Path, nargs="?", help="policy directory")
+        p.set_defaults(func=fn)
+
+    keys = sub.add_parser("keys", help="API keys for business applications").add_subparsers(
+        dest="keys_command", required=True
+    )
+    p = keys.add_parser("create", help="create a key; it is printed once")
+    _common(p)
+    p.add_argument("--app", action="append", required=True, help="application (repeatable)")
+    p.set_defaults(func=cmd_keys_create)
+    p = keys.add_parser("revoke", help="revoke a key by its id")
+    _common(p)
+    p.add_argument("key_id")
+    p.set_defaults(func=cmd_keys_revoke)
+
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    p = audit.add_parser("verify", help="verify the hash chain (offline, on a database file)")
+    _common(p)
+    p.add_argument("--db", type=Path, help="database file (default <data-dir>/gateway.db)")
+    p.set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rc: int = args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""One settings object, loaded once at the edge: defaults < YAML file < ``HITL_*`` < flags.
+
+Every subcommand resolves the data directory by the same rules, so ``keys``, ``audit`` and
+``policy`` act on the same store that ``serve`` uses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    grpc_host: str = "127.0.0.1"
+    """Address the gRPC server binds to."""
+    grpc_port: int = 50051
+    """gRPC port; 0 picks a free port (tests)."""
+    http_host: str = "127.0.0.1"
+    """Address of the HTTP server (health, metrics, reviewer UI)."""
+    http_port: int = 8080
+    """HTTP port; 0 picks a free port (tests)."""
+    data_dir: Path = Path("var")
+    """Where the embedded store and keys live."""
+    policies: Path = Path("policies")
+    """Directory of policy YAML files."""
+    store: str = ""
+    """Store URL; empty means SQLite at ``<data_dir>/gateway.db``."""
+    max_message_bytes: int = 4 * 1024 * 1024
+    """Largest gRPC message accepted; larger ones get RESOURCE_EXHAUSTED."""
+    max_concurrent_rpcs: int = 2048
+    """Bound on calls in progress, waiting ones included; beyond it: RESOURCE_EXHAUSTED."""
+    log_level: str = "info"
+    """debug, info, warning or error."""
+    shutdown_grace: float = 10.0
+    """Seconds SIGTERM gives in-flight calls before they are cancelled."""
+
+    @property
+    def store_url(self) -> str:
+        return self.store or f"sqlite:///{self.data_dir / 'gateway.db'}"
+
+
+_TYPES: dict[str, type] = {"grpc_port": int, "http_port": int, "max_message_bytes": int}
+_TYPES |= {"max_concurrent_rpcs": int, "shutdown_grace": float}
+_PATHS = {"data_dir", "policies"}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    try:
+        if name in _PATHS:
+            return Path(str(value))
+        kind = _TYPES.get(name, str)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {name}: cannot use {value!r}") from None
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings; ``overrides`` are command-line flags (None values are ignored)."""
+    env = os.environ if environ is None else environ
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["HITL_CONFIG"]) if env.get("HITL_CONFIG") else None)
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings")
+        for key, value in raw.items():
+            if key not in names:
+                raise ConfigError(f"{path}: unknown setting {key!r}")
+            values[key] = _coerce(key, value, str(path))
+    for name in names:
+        env_value = env.get(f"HITL_{name.upper()}")
+        if env_value is not None:
+            values[name] = _coerce(name, env_value, f"HITL_{name.upper()}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    return replace(Settings(), **values)

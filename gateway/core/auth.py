@@ -1,0 +1,102 @@
+"""API keys for business applications.
+
+A key looks like ``hitl_<key id>_<secret>``. Only a SHA-256 of the secret is stored: the secret is
+256 random bits, so a slow password hash would add latency to every call without adding safety
+(argon2 is for the low-entropy passwords of people, see the reviewer accounts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gateway.errors import PermissionDenied, Unauthenticated
+from gateway.store.protocol import Store
+from gateway.types import ApiKey
+
+_PREFIX = "hitl_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated business application key."""
+
+    key_id: str
+    applications: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"app:{self.key_id}"
+
+    def require_application(self, application: str) -> None:
+        if application not in self.applications:
+            raise PermissionDenied(f"key {self.key_id} may not act for application {application!r}")
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key(applications: tuple[str, ...]) -> tuple[str, ApiKey]:
+    """Create a key; returns the token (shown once) and the record to store."""
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    record = ApiKey(
+        key_id=key_id,
+        secret_hash=_hash(secret),
+        applications=applications,
+        created_at=datetime.now(UTC),
+    )
+    return f"{_PREFIX}{key_id}_{secret}", record
+
+
+def parse_bearer(header: str | None) -> tuple[str, str]:
+    """Split ``Bearer hitl_<id>_<secret>`` into (key id, secret) or raise Unauthenticated."""
+    if not header:
+        raise Unauthenticated("missing authorization metadata (expected 'Bearer <key>')")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.startswith(_PREFIX):
+        raise Unauthenticated("authorization must be 'Bearer hitl_…'")
+    key_id, sep, secret = token[len(_PREFIX) :].partition("_")
+    if not sep or not key_id or not secret or len(token) > 200:
+        raise Unauthenticated("malformed API key")
+    return key_id, secret
+
+
+class KeyAuthenticator:
+    """Verifies bearer keys against the store, caching good ones briefly.
+
+    The cache keeps the store off the hot path; ``ttl`` bounds how long a revoked key keeps
+    working on this replica.
+    """
+
+    def __init__(self, store: Store, *, ttl: float = 30.0, max_entries: int = 10_000) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._max = max_entries
+        self._cache: dict[str, tuple[Principal, float]] = {}
+
+    async def authenticate(self, header: str | None) -> Principal:
+        now = time.monotonic()
+        if header is not None:
+            hit = self._cache.get(header)
+            if hit is not None and hit[1] > now:
+                return hit[0]
+        key_id, secret = parse_bearer(header)
+        record = await self._store.get_api_key(key_id)
+        if (
+            record is None
+            or record.revoked
+            or not hmac.compare_digest(record.secret_hash, _hash(secret))
+        ):
+            raise Unauthenticated("unknown or revoked API key")
+        principal = Principal(key_id=key_id, applications=frozenset(record.applications))
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        assert header is not None
+        self._cache[header] = (principal, now + self._ttl)
+        return principal

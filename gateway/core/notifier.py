@@ -1,0 +1,41 @@
+"""In-process notification of decision changes.
+
+Waiters (Decide with ``wait``, WatchDecision, later the reviewer UI) subscribe by decision id and
+are woken by the change itself, never by polling. A scale-out store feeds changes made on other
+replicas into the same ``publish``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from gateway.types import Decision
+
+
+class Notifier:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[Decision]]] = {}
+
+    @contextmanager
+    def subscribe(self, decision_id: str) -> Iterator[asyncio.Queue[Decision]]:
+        """Receive every published change of one decision while the block runs."""
+        queue: asyncio.Queue[Decision] = asyncio.Queue()
+        self._subscribers.setdefault(decision_id, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            subs = self._subscribers.get(decision_id)
+            if subs is not None:
+                subs.discard(queue)
+                if not subs:
+                    del self._subscribers[decision_id]
+
+    def publish(self, decision: Decision) -> None:
+        for queue in self._subscribers.get(decision.id, ()):
+            queue.put_nowait(decision)
+
+    def waiting(self) -> int:
+        """Number of live subscriptions (for metrics and shutdown)."""
+        return sum(len(s) for s in self._subscribers.values())

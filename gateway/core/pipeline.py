@@ -1,0 +1,314 @@
+"""The decision pipeline: classify, call the model, route by policy, persist, answer.
+
+Fail closed everywhere: an error while evaluating a condition or calling the model never
+approves; it follows the application's ``on_model_error`` (review or reject).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+
+from gateway.backends.protocol import ModelBackend, ModelError
+from gateway.core.auth import Principal
+from gateway.core.ids import new_decision_id
+from gateway.core.masking import mask
+from gateway.core.notifier import Notifier
+from gateway.errors import ModelUnavailable, NotFound
+from gateway.policy import ApplicationPolicy, PolicyEvalError, PolicySet, TierSpec
+from gateway.store.protocol import Store
+from gateway.types import (
+    Action,
+    AuditDraft,
+    Decision,
+    JSONObject,
+    ReviewTask,
+    Status,
+    TaskKind,
+)
+
+log = structlog.get_logger("gateway.pipeline")
+
+_ROUTE_STATUS = {
+    Action.APPROVE: Status.APPROVED,
+    Action.REJECT: Status.REJECTED,
+    Action.REVIEW: Status.PENDING_REVIEW,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DecideCommand:
+    application: str
+    input: JSONObject
+    subject_ref: str = ""
+    idempotency_key: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    wait: float = 0.0
+    """Seconds to block for a human verdict when the decision is held."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    tier: TierSpec
+    status: Status
+    rule: str
+    reasons: tuple[str, ...]
+    model_output: JSONObject | None
+    model_failed: bool
+
+
+def _trace_ids() -> tuple[str, str]:
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return "", ""
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+class DecisionPipeline:
+    def __init__(
+        self,
+        *,
+        policies: PolicySet,
+        backends: Mapping[str, ModelBackend],
+        store: Store,
+        notifier: Notifier,
+        sampler: Callable[[], float] = random.random,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._policies = policies
+        self._backends = backends
+        self._store = store
+        self._notifier = notifier
+        self._sampler = sampler
+        self._clock = clock
+
+    @property
+    def policies(self) -> PolicySet:
+        return self._policies
+
+    async def decide(self, cmd: DecideCommand, principal: Principal) -> Decision:
+        app = self._policies.application(cmd.application)
+        principal.require_application(app.id)
+        if cmd.idempotency_key:
+            existing = await self._store.find_by_idempotency_key(app.id, cmd.idempotency_key)
+            if existing is not None:
+                return await self._maybe_wait(existing, cmd.wait)
+
+        outcome = await self._evaluate(app, cmd)
+        decision_id = new_decision_id()
+        with self._notifier.subscribe(decision_id) as changes:
+            decision, created = await self._persist(decision_id, app, cmd, outcome, principal)
+            if created:
+                log.info(
+                    "decision.created",
+                    decision_id=decision.id,
+                    application=app.id,
+                    tier=decision.tier,
+                    status=decision.status.value,
+                    rule=decision.rule,
+                )
+                self._notifier.publish(decision)
+            else:
+                return await self._maybe_wait(decision, cmd.wait)
+            if outcome.model_failed and decision.status is Status.REJECTED:
+                raise ModelUnavailable("model unavailable; rejected by policy", decision.id)
+            if decision.status.is_final or cmd.wait <= 0:
+                return decision
+            return await _wait_final(decision, changes, cmd.wait)
+
+    async def _evaluate(self, app: ApplicationPolicy, cmd: DecideCommand) -> _Outcome:
+        labels = dict(cmd.labels)
+        try:
+            cls = app.classify(cmd.input, labels)
+        except PolicyEvalError as exc:
+            # The request might have escalated: hold it at the strictest tier it could reach.
+            tier = _strictest_reviewable(app)
+            return self._fail_closed(app, tier, (), f"{exc.rule} failed: {exc}", None)
+        tier = cls.tier
+        if tier.reject:
+            rule = f"tier:{tier.name}"
+            return _Outcome(tier, Status.REJECTED, rule, cls.reasons, None, False)
+
+        backend = self._backends[app.backend.name]
+        try:
+            async with asyncio.timeout(app.backend.timeout):
+                output = await backend.predict(cmd.input, timeout=app.backend.timeout)
+        except (ModelError, TimeoutError) as exc:
+            why = "model timed out" if isinstance(exc, TimeoutError) else f"model error: {exc}"
+            return self._fail_closed(app, tier, cls.reasons, why, None, model_failed=True)
+        except Exception as exc:  # a backend bug must fail closed too, and be visible
+            log.exception("model.unexpected_error", backend=app.backend.name)
+            why = f"model error: {type(exc).__name__}"
+            return self._fail_closed(app, tier, cls.reasons, why, None, model_failed=True)
+
+        try:
+            route = app.route(cmd.input, output, tier, labels, backend.ref)
+        except PolicyEvalError as exc:
+            return self._fail_closed(app, tier, cls.reasons, f"{exc.rule} failed: {exc}", output)
+        reasons = (*cls.reasons, route.reason) if route.reason else cls.reasons
+        return _Outcome(tier, _ROUTE_STATUS[route.action], route.rule, reasons, output, False)
+
+    def _fail_closed(
+        self,
+        app: ApplicationPolicy,
+        tier: TierSpec,
+        reasons: tuple[str, ...],
+        why: str,
+        output: JSONObject | None,
+        *,
+        model_failed: bool = False,
+    ) -> _Outcome:
+        status = Status.REJECTED if app.on_model_error is Action.REJECT else Status.PENDING_REVIEW
+        rule = "on_model_error" if model_failed else "on_policy_error"
+        return _Outcome(tier, status, rule, (*reasons, why), output, model_failed)
+
+    async def _persist(
+        self,
+        decision_id: str,
+        app: ApplicationPolicy,
+        cmd: DecideCommand,
+        out: _Outcome,
+        principal: Principal,
+    ) -> tuple[Decision, bool]:
+        now = self._clock()
+        trace_id, span_id = _trace_ids()
+        held = out.status is Status.PENDING_REVIEW
+        deadline = now + out.tier.sla if held and out.tier.sla is not None else None
+        final_output = out.model_output if out.status is Status.APPROVED else None
+        decision = Decision(
+            id=decision_id,
+            application=app.id,
+            tier=out.tier.name,
+            status=out.status,
+            input=cmd.input,
+            model=app.backend.ref() if not out.tier.reject else None,
+            model_output=out.model_output,
+            final_output=final_output,
+            reasons=out.reasons,
+            rule=out.rule,
+            created_at=now,
+            updated_at=now,
+            trace_id=trace_id,
+            policy_version=self._policies.version,
+            subject_ref=cmd.subject_ref,
+            idempotency_key=cmd.idempotency_key,
+            labels=dict(cmd.labels),
+            approvals_needed=out.tier.approvals if held else 0,
+            review_deadline=deadline,
+        )
+        tasks: list[ReviewTask] = []
+        if held:
+            tasks.append(_task(decision, TaskKind.DECISION, out.tier, deadline))
+        elif out.rule.startswith("route") and self._sampler() < app.sample_for_review:
+            tasks.append(_task(decision, TaskKind.QA, out.tier, None))
+        event = AuditDraft(
+            decision_id=decision_id,
+            type="decision.created",
+            actor=principal.actor,
+            payload=_created_payload(decision, app, bool(tasks and not held)),
+            trace_id=trace_id,
+            span_id=span_id,
+            ts=now,
+        )
+        return await self._store.create_decision(decision, (event,), tasks)
+
+    async def _maybe_wait(self, decision: Decision, wait: float) -> Decision:
+        if decision.status.is_final or wait <= 0:
+            return decision
+        with self._notifier.subscribe(decision.id) as changes:
+            current = await self._store.get_decision(decision.id)
+            if current is None or current.status.is_final:
+                return current or decision
+            return await _wait_final(current, changes, wait)
+
+    async def get(self, decision_id: str, principal: Principal) -> Decision:
+        decision = await self._store.get_decision(decision_id)
+        if decision is None:
+            raise NotFound("decision", decision_id)
+        principal.require_application(decision.application)
+        return decision
+
+    async def watch(self, decision_id: str, principal: Principal) -> AsyncIterator[Decision]:
+        """Yield the current state, then each change, ending after a final state."""
+        with self._notifier.subscribe(decision_id) as changes:
+            current = await self.get(decision_id, principal)
+            yield current
+            last = current.updated_at, len(current.reviews), current.status
+            while not current.status.is_final:
+                current = await changes.get()
+                key = current.updated_at, len(current.reviews), current.status
+                if key != last:
+                    last = key
+                    yield current
+
+
+def _strictest_reviewable(app: ApplicationPolicy) -> TierSpec:
+    candidates = [app.base_tier, *(e.tier for e in app.escalations)]
+    reviewable = [t for t in candidates if not t.reject] or [app.base_tier]
+    return min(reviewable, key=lambda t: t.rank)
+
+
+async def _wait_final(
+    decision: Decision, changes: asyncio.Queue[Decision], wait: float
+) -> Decision:
+    """Block until a published change makes the decision final, or ``wait`` seconds pass."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + wait
+    current = decision
+    while not current.status.is_final:
+        remaining = until - loop.time()
+        if remaining <= 0:
+            break
+        try:
+            async with asyncio.timeout(remaining):
+                current = await changes.get()
+        except TimeoutError:
+            break
+    return current
+
+
+def _task(
+    decision: Decision, kind: TaskKind, tier: TierSpec, deadline: datetime | None
+) -> ReviewTask:
+    return ReviewTask(
+        decision_id=decision.id,
+        kind=kind,
+        application=decision.application,
+        tier=tier.name,
+        groups=tier.groups,
+        deadline=deadline,
+        created_at=decision.created_at,
+    )
+
+
+def _created_payload(decision: Decision, app: ApplicationPolicy, sampled: bool) -> dict[str, Any]:
+    model = decision.model
+    return {
+        "application": decision.application,
+        "tier": decision.tier,
+        "status": decision.status.value,
+        "rule": decision.rule,
+        "reasons": list(decision.reasons),
+        "policy_version": decision.policy_version,
+        "model": None
+        if model is None
+        else {
+            "backend": model.backend,
+            "name": model.name,
+            "version": model.version,
+            "validation": model.validation.value,
+        },
+        "subject_ref": decision.subject_ref,
+        "input": mask(decision.input, app.sensitive_fields),
+        "model_output": decision.model_output,
+        "final_output": decision.final_output,
+        "labels": decision.labels,
+        "qa_sampled": sampled,
+    }

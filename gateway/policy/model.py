@@ -1,0 +1,231 @@
+"""Loaded policies as the pipeline uses them: immutable, validated, conditions compiled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from gateway.errors import NotFound, UnknownApplication
+from gateway.policy.cel import Condition, activation
+from gateway.types import Action, JSONObject, ModelRef, Validation
+
+__all__ = [
+    "ApplicationPolicy",
+    "BackendSpec",
+    "Classification",
+    "EscalationRule",
+    "PolicySet",
+    "RouteResult",
+    "RouteRule",
+    "TierSpec",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TierSpec:
+    """A risk tier. ``rank`` 0 is the highest risk; ``reject`` tiers never call the model."""
+
+    name: str
+    rank: int
+    reject: bool
+    approvals: int
+    groups: tuple[str, ...]
+    sla: timedelta | None
+    on_timeout: str | None
+    """``approve``, ``reject`` or ``escalate`` when ``sla`` passes; None without an SLA."""
+    require_approved_model: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSpec:
+    """Where an application's model runs, and its model risk management status."""
+
+    name: str
+    kind: str
+    """``builtin`` (in-process) or ``oip`` (Open Inference Protocol v2 over gRPC)."""
+    model: str
+    version: str
+    validation: Validation
+    timeout: float = 2.0
+    """Seconds."""
+    target: str | None = None
+    third_party: bool = False
+    send_fields: tuple[str, ...] = ()
+    """Input fields (dotted paths) sent to the model; empty means the whole input."""
+    tls: bool = False
+    _ref: ModelRef = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ref = ModelRef(self.name, self.model, self.version, self.validation)
+        object.__setattr__(self, "_ref", ref)
+
+    def ref(self) -> ModelRef:
+        return self._ref
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The tier a request lands in, and the escalation rules (``escalate[0]``) that put it there."""
+
+    tier: TierSpec
+    reasons: tuple[str, ...]
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult:
+    """What to do with the model's answer, and which rule (``route[1]``) said so."""
+
+    action: Action
+    reason: str
+    rule: str
+
+
+DEFAULT_ROUTE = RouteResult(Action.REVIEW, "no route rule matched", "route:default")
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRule:
+    condition: Condition
+    tier: TierSpec
+    reason: str
+
+    @property
+    def id(self) -> str:
+        return self.condition.rule
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRule:
+    condition: Condition
+    result: RouteResult
+
+    @property
+    def id(self) -> str:
+        return self.condition.rule
+
+
+def model_vars(ref: ModelRef) -> dict[str, str]:
+    """The ``model`` variable conditions see."""
+    return {
+        "backend": ref.backend,
+        "name": ref.name,
+        "version": ref.version,
+        "validation": ref.validation.value,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationPolicy:
+    """One application's policy: its tier, its model, and the rules that escalate and route."""
+
+    id: str
+    base_tier: TierSpec
+    backend: BackendSpec
+    sensitive_fields: tuple[str, ...]
+    sample_for_review: float
+    on_model_error: Action
+    escalations: tuple[EscalationRule, ...]
+    routes: tuple[RouteRule, ...]
+    description: str = ""
+    _model: dict[str, str] = field(init=False, repr=False, compare=False)
+    _unescalated: Classification = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_model", model_vars(self.backend.ref()))
+        object.__setattr__(self, "_unescalated", Classification(self.base_tier, (), ()))
+
+    def classify(self, input: JSONObject, labels: Mapping[str, str]) -> Classification:
+        """The request's tier: the base tier, raised by every escalation rule that matches.
+
+        Raises PolicyEvalError when a condition cannot be evaluated.
+        """
+        if not self.escalations:
+            return self._unescalated
+        act = activation(
+            {
+                "input": input,
+                "tier": self.base_tier.name,
+                "app": self.id,
+                "model": self._model,
+                "labels": labels,
+            },
+            with_output=False,
+        )
+        tier = self.base_tier
+        reasons: list[str] = []
+        rules: list[str] = []
+        for rule in self.escalations:
+            if rule.condition.evaluate(act):
+                reasons.append(rule.reason)
+                rules.append(rule.condition.rule)
+                if rule.tier.rank < tier.rank:
+                    tier = rule.tier
+        if not rules:
+            return self._unescalated
+        return Classification(tier, tuple(reasons), tuple(rules))
+
+    def route(
+        self,
+        input: JSONObject,
+        output: JSONObject,
+        tier: TierSpec,
+        labels: Mapping[str, str],
+        model: ModelRef,
+    ) -> RouteResult:
+        """The first route rule that matches the model's output; review when none does.
+
+        Raises PolicyEvalError when a condition cannot be evaluated (rules after a matching one
+        are never evaluated).
+        """
+        if not self.routes:
+            return DEFAULT_ROUTE
+        act = activation(
+            {
+                "input": input,
+                "output": output,
+                "tier": tier.name,
+                "app": self.id,
+                "model": self._model if model == self.backend.ref() else model_vars(model),
+                "labels": labels,
+            }
+        )
+        for rule in self.routes:
+            if rule.condition.evaluate(act):
+                return rule.result
+        return DEFAULT_ROUTE
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """Every tier, backend and application, from one consistent set of policy files."""
+
+    version: str
+    """``sha256:<hex>`` over the policy files, recorded with every decision."""
+    tiers: tuple[TierSpec, ...]
+    backends: dict[str, BackendSpec]
+    applications: dict[str, ApplicationPolicy]
+    _tiers: dict[str, TierSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tiers", {t.name: t for t in self.tiers})
+
+    def tier(self, name: str) -> TierSpec:
+        try:
+            return self._tiers[name]
+        except KeyError:
+            raise NotFound("tier", name) from None
+
+    def application(self, app_id: str) -> ApplicationPolicy:
+        try:
+            return self.applications[app_id]
+        except KeyError:
+            raise UnknownApplication(app_id) from None
+
+    def escalation_target(self, tier: TierSpec) -> TierSpec | None:
+        """The next higher-risk tier that holds decisions (for ``on_timeout: escalate``)."""
+        for candidate in reversed(self.tiers[: tier.rank]):
+            if not candidate.reject:
+                return candidate
+        return None

@@ -1,0 +1,292 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from policy_samples import APPLICATIONS, BACKENDS, TIERS, WritePolicies
+
+from gateway.errors import PolicyError
+from gateway.policy import load_policies
+from gateway.types import Validation
+
+
+def _error(directory: Path) -> PolicyError:
+    with pytest.raises(PolicyError) as caught:
+        load_policies(directory)
+    return caught.value
+
+
+def test_valid_policies_load(write_policies: WritePolicies) -> None:
+    """A consistent set of files loads into tiers ranked by order, backends and applications."""
+    policies = load_policies(write_policies())
+    assert [t.name for t in policies.tiers] == ["prohibited", "high", "limited", "minimal"]
+    assert [t.rank for t in policies.tiers] == [0, 1, 2, 3]
+    high = policies.tier("high")
+    assert high.approvals == 2
+    assert high.groups == ("senior",)
+    assert high.sla is not None
+    assert high.sla.total_seconds() == 4 * 3600
+    assert high.on_timeout == "reject"
+    assert high.require_approved_model
+    assert policies.tier("prohibited").reject
+    minimal = policies.tier("minimal")
+    assert (minimal.approvals, minimal.groups, minimal.sla) == (1, ("reviewers",), None)
+    backend = policies.backends["scorer"]
+    assert backend.timeout == 2.0
+    assert backend.ref().validation is Validation.APPROVED
+    assert policies.application("credit").base_tier is policies.tier("limited")
+
+
+def test_version_is_a_digest_of_the_files(write_policies: WritePolicies) -> None:
+    """The policy version is a sha256 over the files and changes when any file changes."""
+    directory = write_policies()
+    first = load_policies(directory).version
+    assert first.startswith("sha256:")
+    assert len(first) == len("sha256:") + 64
+    assert load_policies(directory).version == first
+    (directory / "backends.yaml").write_text(BACKENDS + "# a comment\n")
+    assert load_policies(directory).version != first
+
+
+def test_unknown_key_names_file_line_and_field(write_policies: WritePolicies) -> None:
+    """An unknown key is refused with its file, line and dotted path."""
+    error = _error(write_policies(applications=APPLICATIONS.replace("    route:", "    rout:")))
+    assert error.location == "applications.yaml:7"
+    assert error.field == "applications[0].rout"
+    assert "unknown key 'rout'" in error.message
+
+
+def test_cel_typo_variable_is_refused(write_policies: WritePolicies) -> None:
+    """A condition referring to an undeclared variable names the rule's when field and column."""
+    text = APPLICATIONS.replace('"output.score < 0.2"', '"ouput.score < 0.2"')
+    error = _error(write_policies(applications=text))
+    assert error.location == "applications.yaml:9"
+    assert error.field == "applications[0].route[1].when"
+    assert "undeclared reference to 'ouput.score'" in error.message
+    assert "column" in error.message
+
+
+def test_cel_syntax_error_is_refused(write_policies: WritePolicies) -> None:
+    """A CEL syntax error is refused at load with the rule's location."""
+    text = APPLICATIONS.replace('"output.score >= 0.8"', '"output.score >="')
+    error = _error(write_policies(applications=text))
+    assert (error.location, error.field) == ("applications.yaml:8", "applications[0].route[0].when")
+    assert "Syntax error" in error.message
+    assert "\n" not in error.message
+
+
+def test_non_bool_condition_is_refused(write_policies: WritePolicies) -> None:
+    """A condition whose type is known not to be bool is refused at load."""
+    text = APPLICATIONS.replace('"input.amount > 100000"', '"input.amount + 1"')
+    error = _error(write_policies(applications=text))
+    assert (error.location, error.field) == (
+        "applications.yaml:6",
+        "applications[0].escalate[0].when",
+    )
+    assert "must be a bool" in error.message
+
+
+def test_escalation_cannot_use_output(write_policies: WritePolicies) -> None:
+    """Escalation runs before the model, so a reference to output is a load error."""
+    text = APPLICATIONS.replace('"input.amount > 100000"', '"output.score > 0.5"')
+    error = _error(write_policies(applications=text))
+    assert error.field == "applications[0].escalate[0].when"
+    assert "output is not available" in error.message
+
+
+def test_unknown_tier_is_refused(write_policies: WritePolicies) -> None:
+    """An application naming a tier that does not exist is refused."""
+    error = _error(write_policies(applications=APPLICATIONS.replace("tier: limited", "tier: low")))
+    assert (error.location, error.field) == ("applications.yaml:3", "applications[0].tier")
+    assert "unknown tier 'low'" in error.message
+
+
+def test_unknown_escalation_tier_is_refused(write_policies: WritePolicies) -> None:
+    """An escalation rule naming a tier that does not exist is refused."""
+    error = _error(write_policies(applications=APPLICATIONS.replace("tier: high", "tier: hihg")))
+    assert (error.location, error.field) == (
+        "applications.yaml:6",
+        "applications[0].escalate[0].tier",
+    )
+
+
+def test_escalation_to_lower_risk_is_refused(write_policies: WritePolicies) -> None:
+    """An escalation rule that would lower the tier is refused: escalation only raises."""
+    error = _error(write_policies(applications=APPLICATIONS.replace("tier: high", "tier: minimal")))
+    assert error.field == "applications[0].escalate[0].tier"
+    assert "can only raise" in error.message
+
+
+def test_unknown_backend_is_refused(write_policies: WritePolicies) -> None:
+    """An application naming a backend that does not exist is refused."""
+    error = _error(
+        write_policies(applications=APPLICATIONS.replace("backend: scorer", "backend: x"))
+    )
+    assert (error.location, error.field) == ("applications.yaml:4", "applications[0].backend")
+    assert "unknown backend 'x'" in error.message
+
+
+def test_unapproved_model_on_base_tier_is_refused(write_policies: WritePolicies) -> None:
+    """A pending model on a tier that requires an approved model is refused at load."""
+    text = APPLICATIONS.replace("tier: limited", "tier: high").replace(
+        "backend: scorer", "backend: draft"
+    )
+    text = text.replace("tier: high, reason", "tier: prohibited, reason")
+    error = _error(write_policies(applications=text))
+    assert (error.location, error.field) == ("applications.yaml:3", "applications[0].tier")
+    assert "requires an approved model" in error.message
+    assert "pending" in error.message
+
+
+def test_unapproved_model_on_escalation_tier_is_refused(write_policies: WritePolicies) -> None:
+    """A pending model is refused when the application can escalate to an approval-only tier."""
+    error = _error(write_policies(applications=APPLICATIONS.replace("scorer", "draft")))
+    assert (error.location, error.field) == (
+        "applications.yaml:6",
+        "applications[0].escalate[0].tier",
+    )
+    assert "requires an approved model" in error.message
+
+
+def test_retired_model_is_refused(write_policies: WritePolicies) -> None:
+    """A backend whose model is retired cannot serve any application."""
+    text = BACKENDS.replace("validation: pending", "validation: retired")
+    apps = APPLICATIONS.replace("backend: scorer", "backend: draft").replace(
+        "tier: high, reason", "tier: prohibited, reason"
+    )
+    error = _error(write_policies(backends=text, applications=apps))
+    assert error.field == "applications[0].backend"
+    assert "retired" in error.message
+
+
+def test_duplicate_tier_name_is_refused(write_policies: WritePolicies) -> None:
+    """Two tiers with one name are refused at the second one."""
+    error = _error(write_policies(tiers=TIERS + "  - {name: high}\n"))
+    assert (error.location, error.field) == ("tiers.yaml:9", "tiers[4].name")
+    assert "more than once" in error.message
+
+
+def test_duplicate_application_across_files_is_refused(write_policies: WritePolicies) -> None:
+    """An application id defined in two files is refused in the later file, at its own index."""
+    error = _error(write_policies(more=APPLICATIONS))
+    assert (error.location, error.field) == ("more.yaml:2", "applications[0].id")
+    assert "'credit' is defined more than once" in error.message
+
+
+def test_duplicate_yaml_key_is_refused(write_policies: WritePolicies) -> None:
+    """A key repeated in one mapping is an error, not silently overwritten."""
+    error = _error(write_policies(applications=APPLICATIONS + "    tier: high\n"))
+    assert (error.location, error.field) == ("applications.yaml:11", "applications[0].tier")
+    assert "duplicate key" in error.message
+
+
+def test_yaml_syntax_error_names_file_and_line(write_policies: WritePolicies) -> None:
+    """A YAML syntax error names the file and the line of the problem."""
+    error = _error(write_policies(backends=BACKENDS + "  - {name: broken\n"))
+    assert error.location.startswith("backends.yaml:")
+    assert int(error.location.split(":")[1]) >= 4
+    assert "YAML syntax error" in error.message
+
+
+def test_bad_duration_is_refused(write_policies: WritePolicies) -> None:
+    """A duration without a valid unit names the field and shows the expected form."""
+    error = _error(write_policies(tiers=TIERS.replace("sla: 4h", "sla: 4 hours")))
+    assert (error.location, error.field) == ("tiers.yaml:5", "tiers[1].review.sla")
+    assert "invalid duration '4 hours'" in error.message
+
+
+def test_bad_backend_timeout_is_refused(write_policies: WritePolicies) -> None:
+    """A backend timeout is a duration too."""
+    text = BACKENDS.replace("validation: approved}", "validation: approved, timeout: 2}")
+    error = _error(write_policies(backends=text))
+    assert (error.location, error.field) == ("backends.yaml:2", "backends[0].timeout")
+
+
+def test_unknown_backend_kind_and_missing_target(write_policies: WritePolicies) -> None:
+    """Backend kind must be builtin or oip, and an oip backend needs a target."""
+    error = _error(write_policies(backends=BACKENDS.replace("kind: builtin", "kind: http", 1)))
+    assert error.field == "backends[0].kind"
+    error = _error(write_policies(backends=BACKENDS.replace("kind: builtin", "kind: oip", 1)))
+    assert error.field == "backends[0].target"
+    assert "needs a target" in error.message
+
+
+def test_bad_validation_value_is_refused(write_policies: WritePolicies) -> None:
+    """Validation must be one of the model risk management states."""
+    error = _error(write_policies(backends=BACKENDS.replace("approved", "ok")))
+    assert error.field == "backends[0].validation"
+    assert "'ok'" in error.message
+
+
+def test_sample_rate_must_be_a_fraction(write_policies: WritePolicies) -> None:
+    """sample_for_review outside [0, 1] is refused."""
+    text = APPLICATIONS + "    sample_for_review: 1.5\n"
+    error = _error(write_policies(applications=text))
+    assert (error.location, error.field) == (
+        "applications.yaml:11",
+        "applications[0].sample_for_review",
+    )
+
+
+def test_missing_key_points_at_the_item(write_policies: WritePolicies) -> None:
+    """A missing required key is reported at the item that lacks it."""
+    error = _error(write_policies(applications=APPLICATIONS.replace("    backend: scorer\n", "")))
+    assert (error.location, error.field) == ("applications.yaml:2", "applications[0].backend")
+    assert "missing required key 'backend'" in error.message
+
+
+def test_first_error_in_file_order_is_reported(write_policies: WritePolicies) -> None:
+    """Of several problems in a file, the earliest line is reported."""
+    text = APPLICATIONS.replace("tier: limited", "tier: limited\n    bogus: 1").replace(
+        "sample", "x"
+    )
+    text = text.replace("action: reject", "action: maybe")
+    error = _error(write_policies(applications=text))
+    assert (error.location, error.field) == ("applications.yaml:4", "applications[0].bogus")
+
+
+def test_tiers_must_be_in_one_file(write_policies: WritePolicies) -> None:
+    """Tiers split over several files are refused, because their order is the ranking."""
+    error = _error(write_policies(x_tiers="tiers:\n  - {name: other}\n"))
+    assert (error.location, error.field) == ("x_tiers.yaml:1", "tiers")
+
+
+def test_empty_directory_is_refused(tmp_path: Path) -> None:
+    """A directory without policy files is an error."""
+    error = _error(tmp_path)
+    assert "no policy files" in error.message
+
+
+def test_no_applications_is_refused(write_policies: WritePolicies) -> None:
+    """Policies without any application are an error."""
+    error = _error(write_policies(applications=""))
+    assert error.field == "applications"
+    assert "no applications" in error.message
+
+
+def test_file_must_be_a_mapping(write_policies: WritePolicies) -> None:
+    """A file that is not a mapping of sections is refused."""
+    error = _error(write_policies(extra="- just a list\n"))
+    assert error.location == "extra.yaml:1"
+
+
+def test_sections_may_be_in_any_file(tmp_path: Path) -> None:
+    """All three sections may share one file; the tests directory is not read as policies."""
+    directory = tmp_path / "p"
+    (directory / "tests").mkdir(parents=True)
+    (directory / "all.yaml").write_text(TIERS + BACKENDS + APPLICATIONS)
+    (directory / "tests" / "cases.yaml").write_text("not: policies\n")
+    assert list(load_policies(directory).applications) == ["credit"]
+
+
+def test_merge_keys_are_supported(write_policies: WritePolicies) -> None:
+    """YAML anchors and merge keys work, and a mapping's own keys override merged ones."""
+    text = """\
+backends:
+  - &base {name: base, kind: builtin, model: m, version: "1", validation: approved}
+  - {<<: *base, name: scorer}
+  - {<<: *base, name: draft, validation: pending}
+"""
+    policies = load_policies(write_policies(backends=text))
+    assert policies.backends["draft"].validation is Validation.PENDING
+    assert policies.backends["scorer"].model == "m"

@@ -1,0 +1,50 @@
+"""Choosing a store from a URL or path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.store import SQLiteStore, open_store, sqlite_path
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("sqlite:///var/gateway.db", Path("var/gateway.db")),
+        ("sqlite:////srv/hitl/gateway.db", Path("/srv/hitl/gateway.db")),
+        ("SQLITE:///a.db?mode=rwc", Path("a.db")),
+        ("data/gateway.db", Path("data/gateway.db")),
+        ("/abs/gateway.db", Path("/abs/gateway.db")),
+    ],
+)
+def test_sqlite_locations(location: str, expected: Path) -> None:
+    """sqlite:/// URLs (relative and absolute) and plain paths name a file."""
+    assert sqlite_path(location) == expected
+    store = open_store(location)
+    assert isinstance(store, SQLiteStore)
+    assert store.path == expected
+
+
+@pytest.mark.parametrize(
+    ("location", "words"),
+    [
+        ("postgresql://db/hitl", "unsupported store scheme 'postgresql'"),
+        ("sqlite://host/file.db", "three slashes"),
+        ("sqlite:///", "no file path"),
+        (":memory:", "in-memory"),
+        ("", "empty"),
+    ],
+)
+def test_unsupported_locations_are_refused(location: str, words: str) -> None:
+    """Other schemes and unusable SQLite locations raise a ValueError that says why."""
+    with pytest.raises(ValueError, match=words):
+        open_store(location)
+
+
+async def test_store_works_as_async_context_manager(tmp_path: Path) -> None:
+    """`async with` starts and stops the store."""
+    async with SQLiteStore(tmp_path / "nested" / "g.db") as store:
+        assert await store.get_decision("x") is None
+    assert (tmp_path / "nested" / "g.db").exists()

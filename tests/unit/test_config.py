@@ -1,0 +1,48 @@
+"""Settings: defaults < YAML file < HITL_* environment < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, Settings, load_settings
+
+
+def test_defaults_need_no_configuration() -> None:
+    """With nothing set, the gateway listens on loopback and keeps data under ./var."""
+    s = load_settings(environ={})
+    assert s == Settings()
+    assert s.grpc_host == "127.0.0.1" and s.grpc_port == 50051 and s.http_port == 8080
+    assert s.store_url == "sqlite:///var/gateway.db"
+
+
+def test_precedence(tmp_path: Path) -> None:
+    """A flag beats the environment, which beats the file, which beats the default."""
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text("grpc_port: 1000\nhttp_port: 2000\ndata_dir: /srv/a\n")
+    s = load_settings(
+        config_file=cfg,
+        environ={"HITL_HTTP_PORT": "3000", "HITL_DATA_DIR": "/srv/b"},
+        overrides={"data_dir": Path("/srv/c"), "grpc_port": None},
+    )
+    assert (s.grpc_port, s.http_port, s.data_dir) == (1000, 3000, Path("/srv/c"))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("grpc_prot: 1\n", "unknown setting 'grpc_prot'"), ("grpc_port: many\n", "grpc_port")],
+)
+def test_bad_config_file_is_named(tmp_path: Path, text: str, fragment: str) -> None:
+    """A bad settings file is refused naming the file and the setting."""
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=fragment) as err:
+        load_settings(config_file=cfg, environ={})
+    assert str(cfg) in str(err.value)
+
+
+def test_bad_environment_value_is_named() -> None:
+    """A non-numeric port in the environment names the variable."""
+    with pytest.raises(ConfigError, match="HITL_GRPC_PORT"):
+        load_settings(environ={"HITL_GRPC_PORT": "x"})
