@@ -206,6 +206,8 @@ class Run:
     """CPU of all load-generator processes over the window; 100 = one core."""
     machine_busy_pct: float | None
     """Busy share of all cores over the window; 100 = every core busy."""
+    other_cpu_pct: float | None
+    """CPU used by everything else (kernel I/O, other processes); 100 = one core."""
 
     @property
     def error_count(self) -> int:
@@ -274,7 +276,7 @@ class LoadGenerator:
             for code, details in r.error_samples.items():
                 samples.setdefault(code, details)
         ordered = sorted(latencies)
-        server_cpu, loadgen_cpu, busy = _cpu_shares(before, after, duration)
+        server_cpu, loadgen_cpu, busy, other = _cpu_shares(before, after, duration)
         return Run(
             target=server.name,
             concurrency=concurrency,
@@ -289,6 +291,7 @@ class LoadGenerator:
             server_cpu_pct=server_cpu,
             loadgen_cpu_pct=loadgen_cpu,
             machine_busy_pct=busy,
+            other_cpu_pct=other,
         )
 
     def close(self) -> None:
@@ -320,7 +323,7 @@ def _cpu_sample(server_pid: int, worker_pids: list[int | None]) -> _Sample:
 
 def _cpu_shares(
     before: _Sample, after: _Sample, duration: float
-) -> tuple[float | None, float | None, float | None]:
+) -> tuple[float | None, float | None, float | None, float | None]:
     server = None
     if before[0] is not None and after[0] is not None:
         server = 100 * (after[0] - before[0]) / duration
@@ -328,11 +331,14 @@ def _cpu_shares(
     pairs = list(zip(before[1], after[1], strict=True))
     if pairs and all(b is not None and a is not None for b, a in pairs):
         loadgen = 100 * sum(a - b for b, a in pairs if a is not None and b is not None) / duration
-    busy = None
+    busy = other = None
     if before[2] is not None and after[2] is not None:
+        busy_s = after[2][0] - before[2][0]
         total = after[2][1] - before[2][1]
-        busy = 100 * (after[2][0] - before[2][0]) / total if total > 0 else None
-    return server, loadgen, busy
+        busy = 100 * busy_s / total if total > 0 else None
+        if server is not None and loadgen is not None:
+            other = max(0.0, 100 * busy_s / duration - server - loadgen)
+    return server, loadgen, busy, other
 
 
 # --- preflight --------------------------------------------------------------------------------
@@ -390,6 +396,7 @@ class Summary:
     server_cpu_pct: float | None
     loadgen_cpu_pct: float | None
     machine_busy_pct: float | None
+    other_cpu_pct: float | None
     errors_by_code: dict[str, int] = field(default_factory=dict)
     error_samples: dict[str, str] = field(default_factory=dict)
     rounds: list[dict[str, Any]] = field(default_factory=list)
@@ -417,6 +424,7 @@ def summarise(runs: list[Run]) -> Summary:
         server_cpu_pct=_median([r.server_cpu_pct for r in runs]),
         loadgen_cpu_pct=_median([r.loadgen_cpu_pct for r in runs]),
         machine_busy_pct=_median([r.machine_busy_pct for r in runs]),
+        other_cpu_pct=_median([r.other_cpu_pct for r in runs]),
         errors_by_code=dict(errors),
         error_samples=samples,
         rounds=[asdict(r) for r in runs],
@@ -432,7 +440,7 @@ def _progress(run: Run) -> None:
         f"  round {run.round} {run.target:<8} c={run.concurrency:<3} "
         f"{run.decisions_per_s:9.1f}/s  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
         f"errors {run.error_count}  server CPU {_pct(run.server_cpu_pct)}  "
-        f"loadgen CPU {_pct(run.loadgen_cpu_pct)}",
+        f"loadgen CPU {_pct(run.loadgen_cpu_pct)}  other CPU {_pct(run.other_cpu_pct)}",
         file=sys.stderr,
         flush=True,
     )
@@ -441,14 +449,14 @@ def _progress(run: Run) -> None:
 def table(summaries: list[Summary]) -> str:
     head = (
         f"{'target':<9}{'conc':>5}{'decisions/s':>13}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'server CPU':>12}{'loadgen CPU':>13}{'machine busy':>14}"
+        f"{'server CPU':>12}{'loadgen CPU':>13}{'other CPU':>11}"
     )
     lines = [head, "-" * len(head)]
     for s in summaries:
         lines.append(
             f"{s.target:<9}{s.concurrency:>5}{s.decisions_per_s:>13.1f}{s.p50_ms:>9.2f}"
             f"{s.p99_ms:>9.2f}{s.errors:>8}{_pct(s.server_cpu_pct):>12}"
-            f"{_pct(s.loadgen_cpu_pct):>13}{_pct(s.machine_busy_pct):>14}"
+            f"{_pct(s.loadgen_cpu_pct):>13}{_pct(s.other_cpu_pct):>11}"
         )
     return "\n".join(lines)
 
@@ -594,7 +602,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(
             f"note: {cpus} CPUs are shared by the server under test and the load generator, "
-            "so absolute figures understate a dedicated server; compare the ratio."
+            "so absolute figures understate a dedicated server; compare the ratio. "
+            "CPU columns: 100% = one core, measured over the window; 'other' is everything "
+            "else on the machine (kernel I/O, unrelated processes) and should stay small."
         )
         report = _finite(report)
         line = json.dumps(report, sort_keys=True)

@@ -8,6 +8,7 @@ stored fails there, for that caller alone), decoded wherever they are read.
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring as _encode_str
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,6 +89,20 @@ def dumps(value: Any) -> str:
     return _dumps(value)
 
 
+def dumps_str_list(items: Sequence[str]) -> str:
+    """JSON array of strings; several times faster than the generic encoder for short lists.
+
+    Raises:
+        TypeError: An item is not a str.
+    """
+    return "[" + ",".join(map(_encode_str, items)) + "]"
+
+
+def dumps_str_map(mapping: dict[str, str]) -> str:
+    """JSON object for a ``dict[str, str]``, with a fast path for the common empty one."""
+    return _dumps(mapping) if mapping else "{}"
+
+
 def dumps_opt(value: Any | None) -> str | None:
     return None if value is None else _dumps(value)
 
@@ -119,7 +134,7 @@ def decision_row(d: Decision) -> tuple[Any, ...]:
         None if m is None else m.validation.value,
         dumps_opt(d.model_output),
         dumps_opt(d.final_output),
-        _dumps(list(d.reasons)),
+        dumps_str_list(d.reasons),
         d.rule,
         format_ts(d.created_at),
         format_ts(d.updated_at),
@@ -127,7 +142,7 @@ def decision_row(d: Decision) -> tuple[Any, ...]:
         d.policy_version,
         d.subject_ref,
         d.idempotency_key,
-        _dumps(d.labels),
+        dumps_str_map(d.labels),
         d.approvals_needed,
         ts_opt(d.review_deadline),
     )
@@ -226,7 +241,7 @@ def task_row(t: ReviewTask) -> tuple[Any, ...]:
         t.kind.value,
         t.application,
         t.tier,
-        _dumps(list(t.groups)),
+        dumps_str_list(t.groups),
         ts_opt(t.deadline),
         format_ts(t.created_at),
     )
@@ -311,7 +326,7 @@ def api_key_row(k: ApiKey) -> tuple[Any, ...]:
     return (
         k.key_id,
         k.secret_hash,
-        _dumps(list(k.applications)),
+        dumps_str_list(k.applications),
         format_ts(k.created_at),
         int(k.revoked),
     )

@@ -145,6 +145,20 @@ _SELECT_KEY = f"SELECT {', '.join(codec.API_KEY_COLUMNS)} FROM api_keys WHERE ke
 _SELECT_TASKS = f"SELECT {', '.join(codec.TASK_COLUMNS)} FROM review_tasks"  # noqa: S608
 
 
+def idempotency_lookup_sql(n: int) -> str:
+    """Decisions matching any of ``n`` bound ``(application, idempotency_key)`` pairs.
+
+    Written as a join against the pairs so SQLite searches the partial unique index once per
+    pair; the shorter ``(application, idempotency_key) IN (VALUES ...)`` scans the whole index.
+    """
+    values = ", ".join(["(?, ?)"] * n)
+    return (
+        f"WITH k (application, idempotency_key) AS (VALUES {values}) "
+        f"{codec.SELECT_DECISION} JOIN k ON d.application = k.application "
+        "AND d.idempotency_key = k.idempotency_key WHERE d.idempotency_key != ''"
+    )
+
+
 class SQLiteStore:
     """`gateway.store.protocol.Store` on one SQLite file.
 
@@ -504,13 +518,8 @@ class SQLiteStore:
         pairs = list(keys)
         for start in range(0, len(pairs), _KEY_CHUNK):
             chunk = pairs[start : start + _KEY_CHUNK]
-            values = ", ".join(["(?, ?)"] * len(chunk))
-            sql = (
-                f"{codec.SELECT_DECISION} WHERE d.idempotency_key != '' AND "
-                f"(d.application, d.idempotency_key) IN (VALUES {values})"
-            )
             params = [v for pair in chunk for v in pair]
-            for row in conn.execute(sql, params):
+            for row in conn.execute(idempotency_lookup_sql(len(chunk)), params):
                 d = codec.decision_from_row(row[:-1], row[-1])
                 found[(d.application, d.idempotency_key)] = d
         return found

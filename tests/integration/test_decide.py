@@ -199,3 +199,25 @@ async def test_restart_keeps_pending_decision(settings: Settings) -> None:
         assert [t.decision_id for t in tasks] == [d.id]
         approved = await gw.reviews.submit(d.id, ALICE, Verdict.APPROVE)
         assert approved.status is Status.APPROVED
+
+
+async def test_sampled_automatic_decision_gets_qa_task(
+    gateway: Gateway, client: AsyncGatewayClient
+) -> None:
+    """A sampled automatic decision is answered at once and also queued for QA review."""
+    d = await client.decide("t-sampled", {"score": 0.7})
+    assert d.status is Status.APPROVED
+    qa = await gateway.store.list_review_tasks(TaskKind.QA)
+    assert [t.decision_id for t in qa] == [d.id]
+    assert await gateway.store.list_review_tasks(TaskKind.DECISION) == []
+
+
+async def test_logs_carry_no_input_values(client: AsyncGatewayClient) -> None:
+    """Decision logs name ids and outcomes but never the caller's input values."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        d = await client.decide("t-echo", {"score": 0.9, "customer": {"name": "Erika Mustermann"}})
+    created = [e for e in logs if e["event"] == "decision.created"]
+    assert created and created[0]["decision_id"] == d.id
+    assert "Erika" not in repr(logs)
