@@ -183,6 +183,16 @@ def machine_busy() -> tuple[float, float] | None:
     return (sum(ticks) - idle) / _TICK, sum(ticks) / _TICK
 
 
+def background_load(seconds: float = 1.0) -> float | None:
+    """CPU the machine spends on other work while we are idle; 100 = one core."""
+    before = machine_busy()
+    time.sleep(seconds)
+    after = machine_busy()
+    if before is None or after is None:
+        return None
+    return 100 * (after[0] - before[0]) / seconds
+
+
 # --- load generator pool --------------------------------------------------------------------
 
 
@@ -263,6 +273,11 @@ class LoadGenerator:
         after = _cpu_sample(server.proc.pid, pids)
 
         results: list[JobResult] = [conn.recv() for conn in self._conns[:workers]]
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.proc.returncode} during the run; "
+                f"log tail:\n{server.log_tail()}"
+            )
         failures = [r.failure for r in results if r.failure]
         if failures:
             raise RuntimeError(f"load generator failed against {server.name}: {failures[0]}")
@@ -298,8 +313,9 @@ class LoadGenerator:
         for conn in self._conns:
             with contextlib.suppress(OSError, BrokenPipeError):
                 conn.send(None)
+        # Idle workers exit at once; one still in a job (after an interrupt) is not waited for.
         for proc in self._procs:
-            proc.join(timeout=5)
+            proc.join(timeout=1)
             if proc.is_alive():
                 proc.terminate()
                 proc.join(timeout=5)
@@ -517,6 +533,13 @@ def main(argv: list[str] | None = None) -> int:
     loadgen: LoadGenerator | None = None
     cpus = os.cpu_count() or 0
     try:
+        background = background_load()
+        if background is not None and background > 15:
+            print(
+                f"warning: the machine was already {background:.0f}% busy (100% = one core) "
+                "before the benchmark started; expect noisy figures",
+                file=sys.stderr,
+            )
         token = "bench-echo-ignores-this"
         if args.target in ("both", "echo"):
             echo_port = free_port()
@@ -581,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         summaries = [summarise(rs) for rs in runs.values()]
         summaries.sort(key=lambda s: (-s.concurrency, s.target != "echo"))
         report = build_report(args, cpus, checks, summaries)
+        report["machine"]["busy_before_pct"] = background
         print()
         print(table(summaries))
         for s in summaries:

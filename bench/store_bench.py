@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=20_000, help="decisions per run")
     p.add_argument("--concurrency", type=int, default=256, help="callers in flight")
     p.add_argument("--batch", type=int, default=256, help="decisions per raw transaction")
+    p.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
     p.add_argument("--uvloop", action="store_true", help="run the event loop on uvloop")
     p.add_argument("--dir", type=Path, help="directory for the database files (default: tmp)")
     args = p.parse_args(argv)
@@ -248,26 +250,46 @@ def main(argv: list[str] | None = None) -> int:
         run = uvloop.run
 
     work = make_work(args.n)
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        d = Path(tmp)
-        raw = bench_raw(d / "raw.db", work, args.batch)
-        store, store_tx = run(bench_store(d / "store.db", work, args.concurrency))
-        verified = verify_file(d / "store.db")
-        aio, aio_tx = run(bench_aiosqlite(d / "aio.db", work, args.concurrency, args.batch))
-
     n = args.n
-    print(f"N={n} concurrency={args.concurrency} loop={'uvloop' if args.uvloop else 'asyncio'}")
-    print(f"  raw sqlite3 executemany  {n / raw:10,.0f} decisions/s  ({args.batch}/transaction)")
-    print(
-        f"  SQLiteStore              {n / store:10,.0f} decisions/s  "
-        f"({store_tx} transactions, ratio to raw {raw / store:.2f})"
-    )
-    print(
-        f"  aiosqlite, hop/statement {n / aio:10,.0f} decisions/s  "
-        f"({aio_tx} transactions, ratio to raw {raw / aio:.2f})"
-    )
-    print(f"  chain verified: {verified.ok} ({verified.checked} events)")
-    return 0 if verified.ok else 1
+    rates: dict[str, list[float]] = {"raw": [], "store": [], "aiosqlite": []}
+    cpu: dict[str, list[float]] = {"raw": [], "store": [], "aiosqlite": []}
+    tx: dict[str, int] = {"raw": -(-n // args.batch)}
+    ok = True
+    for _ in range(args.rounds):  # interleaved, so a noisy neighbour hits every variant alike
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            d = Path(tmp)
+            c = time.process_time()
+            rates["raw"].append(n / bench_raw(d / "raw.db", work, args.batch))
+            cpu["raw"].append(time.process_time() - c)
+            c = time.process_time()
+            elapsed, tx["store"] = run(bench_store(d / "store.db", work, args.concurrency))
+            cpu["store"].append(time.process_time() - c)
+            rates["store"].append(n / elapsed)
+            ok = ok and verify_file(d / "store.db").ok
+            c = time.process_time()
+            elapsed, tx["aiosqlite"] = run(
+                bench_aiosqlite(d / "aio.db", work, args.concurrency, args.batch)
+            )
+            cpu["aiosqlite"].append(time.process_time() - c)
+            rates["aiosqlite"].append(n / elapsed)
+
+    raw = statistics.median(rates["raw"])
+    loop = "uvloop" if args.uvloop else "asyncio"
+    print(f"N={n} concurrency={args.concurrency} loop={loop} rounds={args.rounds} (medians)")
+    labels = {
+        "raw": "raw sqlite3 executemany",
+        "store": "SQLiteStore",
+        "aiosqlite": "aiosqlite, hop/statement",
+    }
+    for key, label in labels.items():
+        rate = statistics.median(rates[key])
+        cpu_us = statistics.median(cpu[key]) / n * 1e6
+        print(
+            f"  {label:25s} {rate:9,.0f} decisions/s  ratio to raw {rate / raw:4.2f}  "
+            f"{tx[key]:5d} transactions  {cpu_us:5.1f} us CPU/decision"
+        )
+    print(f"  store chain verified: {ok}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

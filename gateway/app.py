@@ -58,11 +58,11 @@ class Gateway:
         self._http_task: asyncio.Task[None] | None = None
         self._backends: dict[str, ModelBackend] = {}
         self._store: Store | None = None
+        self.notifier = Notifier()
 
     # The core objects, for the reviewer UI and for tests that drive the real services.
     policies: PolicySet
     store: Store
-    notifier: Notifier
     pipeline: DecisionPipeline
     reviews: ReviewService
     auth: KeyAuthenticator
@@ -88,7 +88,6 @@ class Gateway:
             backend = build_backend(spec)
             await backend.start()
             self._backends[name] = backend
-        self.notifier = Notifier()
         self.pipeline = DecisionPipeline(
             policies=self.policies,
             backends=self._backends,
@@ -171,6 +170,7 @@ class Gateway:
             return
         self._stopped = True
         grace = self.settings.shutdown_grace
+        self.notifier.close()  # waiting callers answer now, with the state as it is
         if self._grpc is not None:
             await self._health.enter_graceful_shutdown()
             await self._grpc.stop(grace)

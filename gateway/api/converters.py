@@ -135,7 +135,41 @@ def decision_id(value: str) -> str:
 
 
 def _ts(dt: datetime, msg: timestamp_pb2.Timestamp) -> None:
-    msg.FromDatetime(dt.astimezone(UTC))
+    # Timestamp.FromDatetime goes through timetuples and costs several microseconds; the
+    # domain's datetimes are always tz-aware, so integer arithmetic on the epoch suffices.
+    delta = dt - _EPOCH
+    msg.seconds = delta.days * 86_400 + delta.seconds
+    msg.nanos = delta.microseconds * 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _fill_struct(msg: struct_pb2.Struct, data: dict[str, Any]) -> None:
+    """Like ``Struct.update`` but with the common cases first (numbers, strings, nesting)."""
+    fields = msg.fields
+    for key, value in data.items():
+        _fill_value(fields[key], value)
+
+
+def _fill_value(target: struct_pb2.Value, value: Any) -> None:
+    # bool before int: bool is an int subclass
+    if value is True or value is False:
+        target.bool_value = value
+    elif isinstance(value, (float, int)):
+        target.number_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, dict):
+        _fill_struct(target.struct_value, value)
+    elif isinstance(value, (list, tuple)):
+        values = target.list_value.values
+        for item in value:
+            _fill_value(values.add(), item)
+    elif value is None:
+        target.null_value = struct_pb2.NULL_VALUE
+    else:
+        raise TypeError(f"cannot put {type(value).__name__} into a protobuf Struct")
 
 
 def decision_to_pb(d: Decision) -> pb.Decision:
@@ -159,9 +193,12 @@ def decision_to_pb(d: Decision) -> pb.Decision:
         m.version = d.model.version
         m.validation = d.model.validation.value
     if d.model_output is not None:
-        msg.model_output.update(d.model_output)
+        _fill_struct(msg.model_output, d.model_output)
     if d.final_output is not None:
-        msg.final_output.update(d.final_output)
+        if d.final_output is d.model_output:  # the approved case: convert once
+            msg.final_output.CopyFrom(msg.model_output)
+        else:
+            _fill_struct(msg.final_output, d.final_output)
     for r in d.reviews:
         msg.reviews.append(_review_to_pb(r))
     _ts(d.created_at, msg.created_at)
@@ -175,5 +212,5 @@ def _review_to_pb(r: Review) -> pb.Review:
     msg = pb.Review(reviewer=r.reviewer, role=r.role, verdict=r.verdict.value, reason=r.reason)
     _ts(r.at, msg.at)
     if r.output is not None:
-        msg.output.update(r.output)
+        _fill_struct(msg.output, r.output)
     return msg

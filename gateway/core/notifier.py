@@ -13,15 +13,21 @@ from contextlib import contextmanager
 
 from gateway.types import Decision
 
+Change = Decision | None
+"""A published decision, or None: the gateway is shutting down, stop waiting."""
+
 
 class Notifier:
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[asyncio.Queue[Decision]]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[Change]]] = {}
+        self._closed = False
 
     @contextmanager
-    def subscribe(self, decision_id: str) -> Iterator[asyncio.Queue[Decision]]:
+    def subscribe(self, decision_id: str) -> Iterator[asyncio.Queue[Change]]:
         """Receive every published change of one decision while the block runs."""
-        queue: asyncio.Queue[Decision] = asyncio.Queue()
+        queue: asyncio.Queue[Change] = asyncio.Queue()
+        if self._closed:
+            queue.put_nowait(None)
         self._subscribers.setdefault(decision_id, set()).add(queue)
         try:
             yield queue
@@ -35,6 +41,13 @@ class Notifier:
     def publish(self, decision: Decision) -> None:
         for queue in self._subscribers.get(decision.id, ()):
             queue.put_nowait(decision)
+
+    def close(self) -> None:
+        """Wake every waiter with None so in-flight calls answer before shutdown."""
+        self._closed = True
+        for subs in self._subscribers.values():
+            for queue in subs:
+                queue.put_nowait(None)
 
     def waiting(self) -> int:
         """Number of live subscriptions (for metrics and shutdown)."""

@@ -20,7 +20,7 @@ from gateway.backends.protocol import ModelBackend, ModelError
 from gateway.core.auth import Principal
 from gateway.core.ids import new_decision_id
 from gateway.core.masking import mask
-from gateway.core.notifier import Notifier
+from gateway.core.notifier import Change, Notifier
 from gateway.errors import ModelUnavailable, NotFound
 from gateway.policy import ApplicationPolicy, PolicyEvalError, PolicySet, TierSpec
 from gateway.store.protocol import Store
@@ -106,7 +106,7 @@ class DecisionPipeline:
         with self._notifier.subscribe(decision_id) as changes:
             decision, created = await self._persist(decision_id, app, cmd, outcome, principal)
             if created:
-                log.info(
+                log.debug(
                     "decision.created",
                     decision_id=decision.id,
                     application=app.id,
@@ -242,7 +242,10 @@ class DecisionPipeline:
             yield current
             last = current.updated_at, len(current.reviews), current.status
             while not current.status.is_final:
-                current = await changes.get()
+                change = await changes.get()
+                if change is None:  # shutting down: the caller re-watches elsewhere
+                    return
+                current = change
                 key = current.updated_at, len(current.reviews), current.status
                 if key != last:
                     last = key
@@ -255,9 +258,7 @@ def _strictest_reviewable(app: ApplicationPolicy) -> TierSpec:
     return min(reviewable, key=lambda t: t.rank)
 
 
-async def _wait_final(
-    decision: Decision, changes: asyncio.Queue[Decision], wait: float
-) -> Decision:
+async def _wait_final(decision: Decision, changes: asyncio.Queue[Change], wait: float) -> Decision:
     """Block until a published change makes the decision final, or ``wait`` seconds pass."""
     loop = asyncio.get_running_loop()
     until = loop.time() + wait
@@ -268,9 +269,12 @@ async def _wait_final(
             break
         try:
             async with asyncio.timeout(remaining):
-                current = await changes.get()
+                change = await changes.get()
         except TimeoutError:
             break
+        if change is None:  # shutting down: answer with the state as it is
+            break
+        current = change
     return current
 
 

@@ -8,10 +8,10 @@ stored fails there, for that caller alone), decoded wherever they are read.
 from __future__ import annotations
 
 import json
-from json.encoder import encode_basestring as _encode_str
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring as _encode_str
 from typing import Any
 
 from gateway.audit.chain import canonical_json, digest_of_canonical, format_ts, parse_ts

@@ -207,6 +207,7 @@ class SQLiteStore:
             raise
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="sqlite-writer")
+        self._writer.add_done_callback(self._writer_done)
         self._running = True
 
     async def stop(self) -> None:
@@ -220,7 +221,8 @@ class SQLiteStore:
         self._running = False
         if self._writer is not None:
             self._queue.put_nowait(_STOP)
-            await self._writer
+            # wait() rather than await: a writer cancelled from outside must not stop the close.
+            await asyncio.wait([self._writer])
             self._writer = None
         await self._close_connections()
 
@@ -371,33 +373,55 @@ class SQLiteStore:
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
         queue = self._queue
+        batch: list[_Job] = []
         stop = False
-        while not stop:
-            first = await queue.get()
-            if first is _STOP:
-                break
-            batch: list[_Job] = [first]
-            while len(batch) < self.max_batch and not queue.empty():
-                job = queue.get_nowait()
-                if job is _STOP:
-                    stop = True
+        try:
+            while not stop:
+                first = await queue.get()
+                if first is _STOP:
                     break
-                batch.append(job)
-            try:
-                assert self._executor is not None
-                outcomes = await loop.run_in_executor(self._executor, self._run_batch, batch)
-            except Exception as exc:  # _run_batch answers every job; this is a last resort
-                outcomes = [exc] * len(batch)
-            self.stats.batches += 1
-            self.stats.jobs += len(batch)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-            for job, outcome in zip(batch, outcomes, strict=True):
-                if job.fut.done():  # the caller was cancelled; the write stands
-                    continue
-                if isinstance(outcome, BaseException):
-                    job.fut.set_exception(outcome)
-                else:
-                    job.fut.set_result(outcome)
+                batch = [first]
+                while len(batch) < self.max_batch and not queue.empty():
+                    job = queue.get_nowait()
+                    if job is _STOP:
+                        stop = True
+                        break
+                    batch.append(job)
+                try:
+                    assert self._executor is not None
+                    outcomes = await loop.run_in_executor(self._executor, self._run_batch, batch)
+                except Exception as exc:  # _run_batch answers every job; this is a last resort
+                    outcomes = [exc] * len(batch)
+                self.stats.batches += 1
+                self.stats.jobs += len(batch)
+                self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+                for job, outcome in zip(batch, outcomes, strict=True):
+                    if job.fut.done():  # the caller was cancelled; the write stands
+                        continue
+                    if isinstance(outcome, BaseException):
+                        job.fut.set_exception(outcome)
+                    else:
+                        job.fut.set_result(outcome)
+                batch = []
+        finally:
+            # Left early only if this task was cancelled from outside mid-batch.
+            lost = StoreClosed("SQLite writer stopped; the outcome of this write is unknown")
+            for job in batch:
+                if not job.fut.done():
+                    job.fut.set_exception(lost)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        """Answer every queued caller once the writer has ended, however it ended.
+
+        A callback rather than a ``finally``: a task cancelled before its first step never
+        runs its body at all.
+        """
+        self._running = False
+        closed = StoreClosed("SQLite writer stopped before this write was taken")
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if job is not _STOP and not job.fut.done():
+                job.fut.set_exception(closed)
 
     def _run_batch(self, batch: list[_Job]) -> list[Any]:
         """Apply ``batch`` in one transaction (writer thread). One outcome per job."""

@@ -221,3 +221,21 @@ async def test_logs_carry_no_input_values(client: AsyncGatewayClient) -> None:
     created = [e for e in logs if e["event"] == "decision.created"]
     assert created and created[0]["decision_id"] == d.id
     assert "Erika" not in repr(logs)
+
+
+async def test_shutdown_answers_waiting_callers(settings: Settings) -> None:
+    """Stopping the gateway answers a caller blocked in Decide with the decision as it stands."""
+    async with Gateway(settings) as gw:
+        key = await create_api_key(gw)
+        async with AsyncGatewayClient(f"127.0.0.1:{gw.grpc_port}", api_key=key) as c:
+            call = asyncio.create_task(c.decide("t-echo", {"score": 0.5}, wait=60))
+            for _ in range(500):  # until the call subscribes to its decision
+                if gw.notifier.waiting():
+                    break
+                await asyncio.sleep(0.01)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await gw.stop()
+            d = await asyncio.wait_for(call, 5)
+            assert loop.time() - t0 < settings.shutdown_grace
+    assert d.status is Status.PENDING_REVIEW

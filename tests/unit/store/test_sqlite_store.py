@@ -13,6 +13,8 @@ from store_factories import T0, created_event, decision_task, make_decision
 from gateway.audit.chain import GENESIS, verify
 from gateway.errors import Conflict, FailedPrecondition, NotFound
 from gateway.store import SQLiteStore, StoreClosed, iter_audit_events_sync, verify_file
+from gateway.store.migrations import apply_migrations
+from gateway.store.sqlite import idempotency_lookup_sql
 from gateway.types import ApiKey, AuditDraft, Review, Status, TaskKind, Verdict
 
 PLUS_8 = timezone(timedelta(hours=8))
@@ -426,3 +428,42 @@ async def test_timestamps_are_stored_as_utc_text(store: SQLiteStore, db_path: Pa
         conn.close()
     assert created_at == "2025-03-01T09:30:00.123456Z"
     assert d.created_at.astimezone(UTC) == T0
+
+
+def test_idempotency_lookup_searches_the_index(tmp_path: Path) -> None:
+    """The batch idempotency lookup searches the unique index instead of scanning it."""
+    conn = sqlite3.connect(tmp_path / "plan.db", isolation_level=None)
+    try:
+        apply_migrations(conn, "now")
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN " + idempotency_lookup_sql(3), ["a", "k"] * 3
+        ).fetchall()
+    finally:
+        conn.close()
+    details = [row[3] for row in plan]
+    assert any("SEARCH d USING INDEX decisions_idempotency" in x for x in details), details
+    assert not any(x.startswith("SCAN d") for x in details), details
+
+
+async def test_cancelled_caller_does_not_disturb_the_writer(store: SQLiteStore) -> None:
+    """A caller cancelled while waiting leaves its write committed and the writer running."""
+    d = make_decision(idempotency_key="cancel-me")
+    call = asyncio.ensure_future(store.create_decision(d, [created_event(d)], []))
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    again = make_decision(idempotency_key="cancel-me")
+    assert await store.create_decision(again, [created_event(again)], []) == (d, False)
+
+
+async def test_writer_cancelled_from_outside_answers_waiting_callers(db_path: Path) -> None:
+    """If the writer task dies, queued callers get StoreClosed instead of waiting forever."""
+    s = SQLiteStore(db_path)
+    await s.start()
+    assert s._writer is not None
+    s._writer.cancel()
+    d = make_decision()
+    with pytest.raises(StoreClosed):
+        await s.create_decision(d, [], [])
+    await s.stop()
