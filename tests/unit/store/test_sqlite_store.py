@@ -309,7 +309,7 @@ async def test_failing_job_does_not_fail_its_batch(store: SQLiteStore, db_path: 
 async def test_unserialisable_input_fails_only_its_caller(store: SQLiteStore) -> None:
     """A value JSON cannot hold fails in the caller, before it reaches the writer."""
     nan = make_decision(input={"x": float("nan")})
-    with pytest.raises(ValueError, match="Out of range float"):
+    with pytest.raises(ValueError, match="NaN and infinities"):
         await store.create_decision(nan, [created_event(nan, payload={})], [])
     naive = make_decision(created_at=T0.replace(tzinfo=None))
     with pytest.raises(ValueError, match="naive"):
