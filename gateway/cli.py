@@ -199,10 +199,10 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from gateway.store import verify_file
+    from gateway.store import sqlite_path, verify_file
 
     settings = _settings(args)
-    path = args.db or settings.data_dir / "gateway.db"
+    path = args.db or sqlite_path(settings.store_url)
     if not path.exists():
         print(f"error: no database at {path}", file=sys.stderr)
         return 2

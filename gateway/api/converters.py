@@ -7,6 +7,7 @@ input limits on the way, so an oversized request is refused before anything else
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from math import isfinite
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
@@ -38,7 +39,10 @@ class _Budget:
 def _value(v: struct_pb2.Value, path: str, depth: int, budget: _Budget) -> Any:
     kind = v.WhichOneof("kind")
     if kind == "number_value":
-        return v.number_value
+        n = v.number_value
+        if not isfinite(n):
+            raise InvalidInput(path, "must be a finite number (JSON has no NaN or infinity)")
+        return n
     if kind == "string_value":
         s = v.string_value
         if len(s) > budget.limits.max_string:

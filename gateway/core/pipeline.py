@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
+from gateway.audit.chain import has_non_finite
 from gateway.backends.protocol import ModelBackend, ModelError
 from gateway.core.auth import Principal
 from gateway.core.ids import new_decision_id
@@ -148,6 +149,9 @@ class DecisionPipeline:
             why = f"model error: {type(exc).__name__}"
             return self._fail_closed(app, tier, cls.reasons, why, None, model_failed=True)
 
+        if has_non_finite(output):
+            why = "model error: output holds NaN or infinity"
+            return self._fail_closed(app, tier, cls.reasons, why, None, model_failed=True)
         try:
             route = app.route(cmd.input, output, tier, labels, backend.ref)
         except PolicyEvalError as exc:

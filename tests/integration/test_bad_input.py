@@ -159,3 +159,16 @@ async def test_server_keeps_serving_after_bad_input(
         await _refused(raw, api_key, body)
     d = await client.decide("t-echo", {"score": 0.9})
     assert d.status.value == "APPROVED"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+async def test_non_finite_number_is_invalid_argument(
+    gateway: Gateway, client: AsyncGatewayClient, value: float
+) -> None:
+    """NaN and infinities, which JSON cannot hold, are refused naming the field."""
+    before = await _count(gateway)
+    with pytest.raises(GatewayCallError) as err:
+        await client.decide("t-echo", {"score": 0.5, "amount": value})
+    assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "input.amount" in err.value.details
+    assert await _count(gateway) == before
