@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/hitl-gateway demo
 
 check: $(STAMP)
-	$(BIN)/ruff check gateway reviewer_ui tests bench
-	$(BIN)/ruff format --check gateway reviewer_ui tests bench
+	$(BIN)/ruff check gateway reviewer_ui tests bench fuzz
+	$(BIN)/ruff format --check gateway reviewer_ui tests bench fuzz
 	$(BIN)/mypy
 
 test: check

@@ -66,7 +66,12 @@ def read_yaml(path: Path, name: str) -> SourceDoc:
 
 
 def parse_yaml(text: str, name: str) -> SourceDoc:
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks for unprintable characters already while it is constructed.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        line = text.count("\n", 0, getattr(exc, "position", 0)) + 1
+        raise PolicyError(f"{name}:{line}", "", f"YAML error: {exc}") from None
     try:
         node = loader.get_single_node()
         lines: dict[Loc, int] = {(): 1}
