@@ -10,29 +10,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import cast
 
 import grpc
 import structlog
 import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from starlette.responses import RedirectResponse
+from starlette.routing import BaseRoute, Mount, Route
 
+from gateway._pb.hitl.audit.v1 import audit_pb2
 from gateway._pb.hitl.gateway.v1 import gateway_pb2
+from gateway.api.audit import AuditServicer
 from gateway.api.decisions import SERVICE, DecisionGatewayServicer
 from gateway.api.http import health_app
+from gateway.api.inference import SERVICE as INFERENCE_SERVICE
+from gateway.api.inference import InferenceServicer
+from gateway.api.metrics import metrics_route
+from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.checkpoints import KEY_FILE, Checkpoint, Signer, public_key_pem
+from gateway.audit.service import AuditTrail
 from gateway.backends.protocol import ModelBackend
-from gateway.backends.registry import build_backend
+from gateway.backends.registry import application_backends, build_backend
 from gateway.config import Settings
+from gateway.core.accounts import AccountService
 from gateway.core.auth import KeyAuthenticator
+from gateway.core.inference import InferenceService
 from gateway.core.limits import InputLimits
 from gateway.core.notifier import Notifier
 from gateway.core.pipeline import DecisionPipeline
+from gateway.core.queue import ReviewQueue
 from gateway.core.reviews import ReviewService
+from gateway.core.sweeper import SlaSweeper
+from gateway.core.switches import KillSwitches
 from gateway.policy import PolicySet, load_policies
-from gateway.store import open_store
-from gateway.store.protocol import Store
-from gateway.telemetry.tracing import setup_tracing
+from gateway.store import open_store, sqlite_path
+from gateway.store.protocol import ReviewStore, Store
+from gateway.store.sqlite_audit import AuditFile, SQLiteAuditLog, insert_checkpoint
+from gateway.telemetry.tracing import setup_tracing, shutdown_tracing
+from reviewer_ui.app import PREFIX as UI_PREFIX
+from reviewer_ui.app import UiServices
+from reviewer_ui.app import build_app as build_ui
+from reviewer_ui.sessions import Sessions, load_secret
 
 log = structlog.get_logger("gateway.app")
 
@@ -58,6 +81,8 @@ class Gateway:
         self._http_task: asyncio.Task[None] | None = None
         self._backends: dict[str, ModelBackend] = {}
         self._store: Store | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._sweeper: SlaSweeper | None = None
         self.notifier = Notifier()
 
     # The core objects, for the reviewer UI and for tests that drive the real services.
@@ -66,6 +91,11 @@ class Gateway:
     pipeline: DecisionPipeline
     reviews: ReviewService
     auth: KeyAuthenticator
+    audit: AuditTrail
+    signer: Signer
+    accounts: AccountService
+    switches: KillSwitches
+    queue: ReviewQueue
 
     async def start(self) -> None:
         if self._started:
@@ -91,11 +121,15 @@ class Gateway:
         self.pipeline = DecisionPipeline(
             policies=self.policies,
             backends=self._backends,
+            app_backends=application_backends(self.policies.applications.values(), self._backends),
             store=self.store,
             notifier=self.notifier,
+            paused=lambda: self.switches.paused_applications,
         )
         self.reviews = ReviewService(self.store, self.notifier)
         self.auth = KeyAuthenticator(self.store)
+        await self._start_reviewing()
+        await self._start_audit()
         await self._start_grpc()
         await self._start_http()
         log.info(
@@ -105,6 +139,48 @@ class Gateway:
             policy_version=self.policies.version,
             store=s.store_url.split("://", 1)[0],
         )
+
+    async def _start_reviewing(self) -> None:
+        """Kill switches, accounts (with the first admin), the review queue, the SLA sweeper."""
+        s = self.settings
+        # Every store the gateway opens implements the review queue's part of the protocol.
+        store = cast(ReviewStore, self.store)
+        self.switches = KillSwitches(store, self.policies)
+        await self.switches.load()
+        self.accounts = AccountService(store)
+        password = await self.accounts.ensure_admin(s.admin_password or None)
+        if password is not None:
+            # Printed once, to the operator's terminal only; never logged.
+            print(
+                f"hitl-gateway: created reviewer UI account 'admin' with password {password}\n"
+                "  (shown once; set HITL_ADMIN_PASSWORD to choose it instead)",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.queue = ReviewQueue(
+            store, self.reviews, self.policies, lease=timedelta(seconds=s.review_lease)
+        )
+        self._sweeper = SlaSweeper(
+            store, self.policies, self.notifier, interval=s.sla_sweep_interval
+        )
+        self._sweeper.start()
+
+    def _http_routes(self) -> list[BaseRoute]:
+        """The reviewer UI, mounted on the HTTP server next to health."""
+        s = self.settings
+        services = UiServices(
+            queue=self.queue,
+            accounts=self.accounts,
+            switches=self.switches,
+            notifier=self.notifier,
+            policies=self.policies,
+        )
+        sessions = Sessions(load_secret(s.data_dir), idle=s.session_idle)
+        return [
+            metrics_route(lambda kind, limit: self.store.list_review_tasks(kind, limit=limit)),
+            Mount(UI_PREFIX, build_ui(services, sessions)),
+            Route("/", RedirectResponse(UI_PREFIX + "/")),
+        ]
 
     async def _start_grpc(self) -> None:
         s = self.settings
@@ -118,11 +194,18 @@ class Gateway:
         )
         servicer = DecisionGatewayServicer(self.pipeline, self.limits)
         server.add_generic_rpc_handlers((servicer.handler(self.auth),))
+        auditor = AuditServicer(self.audit, public_key_pem(self.signer.public_key))
+        server.add_generic_rpc_handlers((auditor.handler(self.auth),))
+        inference = InferenceService(self.pipeline, self._backends, self.readiness)
+        inferer = InferenceServicer(inference, self.limits)
+        server.add_generic_rpc_handlers((inferer.handler(self.auth),))
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (
             gateway_pb2.DESCRIPTOR.services_by_name["DecisionGateway"].full_name,
+            audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            INFERENCE_SERVICE,
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(names, server)
@@ -135,6 +218,27 @@ class Gateway:
         await self._health.set("", serving)
         await self._health.set(SERVICE, serving)
 
+    async def _start_audit(self) -> None:
+        """The auditors' read side and the checkpoint signer (key created on first start)."""
+        s = self.settings
+        path = sqlite_path(s.store_url)
+        self.signer = Signer.load_or_create(s.data_dir / KEY_FILE)
+        self.audit = AuditTrail(SQLiteAuditLog(path, self.signer.public_key))
+        latest = await asyncio.to_thread(AuditFile(path).latest_checkpoint)
+
+        async def save(cp: Checkpoint) -> None:
+            await asyncio.to_thread(insert_checkpoint, path, cp)
+
+        self._checkpointer = Checkpointer(
+            self.store.chain_head,
+            self.signer,
+            save,
+            every_events=s.audit_checkpoint_events,
+            every_seconds=s.audit_checkpoint_seconds,
+            last_seq=0 if latest is None else latest.seq,
+        )
+        await self._checkpointer.start()
+
     async def _start_http(self) -> None:
         s = self.settings
         sock = socket.socket(
@@ -144,7 +248,7 @@ class Gateway:
         sock.bind((s.http_host, s.http_port))
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(
-            health_app(self.readiness),
+            health_app(self.readiness, self._http_routes()),
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -170,6 +274,8 @@ class Gateway:
             return
         self._stopped = True
         grace = self.settings.shutdown_grace
+        if self._sweeper is not None:
+            await self._sweeper.stop()
         self.notifier.close()  # waiting callers answer now, with the state as it is
         if self._grpc is not None:
             await self._health.enter_graceful_shutdown()
@@ -181,6 +287,10 @@ class Gateway:
             await backend.stop()
         if self._store is not None:
             await self._store.stop()
+        if self._checkpointer is not None:
+            # After the store's final flush, so the last committed head gets signed.
+            await self._checkpointer.stop()
+        shutdown_tracing()
         log.info("gateway.stopped")
 
     async def __aenter__(self) -> Gateway:

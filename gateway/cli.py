@@ -172,7 +172,10 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     if unknown:
         print(f"error: --app: unknown application(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
-    token, record = new_key(tuple(sorted(set(args.app))))
+    if args.role == "app" and not args.app:
+        print("error: --app: an application key needs at least one application", file=sys.stderr)
+        return 2
+    token, record = new_key(tuple(sorted(set(args.app))), role=args.role)
 
     async def create(store: Any) -> int:
         await store.add_api_key(record)
@@ -180,7 +183,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
     rc = _run(_with_store(settings, create))
     print(token)
-    print(f"key id {record.key_id} for {', '.join(record.applications)}", file=sys.stderr)
+    scope = ", ".join(record.applications) if record.role == "app" else "the audit trail"
+    print(f"key id {record.key_id} ({record.role}) for {scope}", file=sys.stderr)
     return rc
 
 
@@ -198,20 +202,14 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 # --- audit ----------------------------------------------------------------------------------
 
 
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from gateway.store import sqlite_path, verify_file
+def _audit_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(database file, data directory) for the ``audit`` subcommands."""
+    from gateway.store import sqlite_path
 
     settings = _settings(args)
-    path = args.db or sqlite_path(settings.store_url)
-    if not path.exists():
-        print(f"error: no database at {path}", file=sys.stderr)
-        return 2
-    result = verify_file(path)
-    if result.ok:
-        print(f"ok: {result.checked} events verified")
-        return 0
-    print(f"FAILED at event {result.first_bad_seq}: {result.reason}", file=sys.stderr)
-    return 1
+    return args.db if getattr(args, "db", None) else sqlite_path(settings.store_url), (
+        settings.data_dir
+    )
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -257,20 +255,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = keys.add_parser("create", help="create a key; it is printed once")
     _common(p)
-    p.add_argument("--app", action="append", required=True, help="application (repeatable)")
+    p.add_argument("--app", action="append", default=[], help="application (repeatable)")
+    p.add_argument(
+        "--role",
+        choices=("app", "auditor", "admin"),
+        default="app",
+        help="app keys decide for --app; auditor and admin keys read the audit trail",
+    )
     p.set_defaults(func=cmd_keys_create)
     p = keys.add_parser("revoke", help="revoke a key by its id")
     _common(p)
     p.add_argument("key_id")
     p.set_defaults(func=cmd_keys_revoke)
 
-    audit = sub.add_parser("audit", help="audit trail").add_subparsers(
-        dest="audit_command", required=True
-    )
-    p = audit.add_parser("verify", help="verify the hash chain (offline, on a database file)")
-    _common(p)
-    p.add_argument("--db", type=Path, help="database file (default <data-dir>/gateway.db)")
-    p.set_defaults(func=cmd_audit_verify)
+    from gateway.cli_audit import add_audit_parser
+
+    add_audit_parser(sub, _common, _audit_paths)
+
+    from gateway.cli_users import add_users_parser
+
+    add_users_parser(sub, _common, _settings)
     return parser
 
 

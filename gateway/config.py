@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,18 @@ class Settings:
     """debug, info, warning or error."""
     shutdown_grace: float = 10.0
     """Seconds SIGTERM gives in-flight calls before they are cancelled."""
+    review_lease: float = 300.0
+    """Seconds an opened review item stays leased to its reviewer."""
+    sla_sweep_interval: float = 5.0
+    """Seconds between SLA sweeps of overdue review items."""
+    session_idle: float = 1800.0
+    """Seconds of inactivity after which a reviewer UI session ends."""
+    admin_password: str = field(default="", repr=False)
+    """Password of the first admin (``HITL_ADMIN_PASSWORD``); random and printed once if empty."""
+    audit_checkpoint_events: int = 1000
+    """Sign the audit chain head once it is this many events past the last checkpoint."""
+    audit_checkpoint_seconds: float = 10.0
+    """Sign a chain head that moved at all after this many seconds."""
 
     @property
     def store_url(self) -> str:
@@ -47,6 +59,8 @@ class Settings:
 
 _TYPES: dict[str, type] = {"grpc_port": int, "http_port": int, "max_message_bytes": int}
 _TYPES |= {"max_concurrent_rpcs": int, "shutdown_grace": float}
+_TYPES |= {"review_lease": float, "sla_sweep_interval": float, "session_idle": float}
+_TYPES |= {"audit_checkpoint_events": int, "audit_checkpoint_seconds": float}
 _PATHS = {"data_dir", "policies"}
 
 

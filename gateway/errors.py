@@ -67,6 +67,22 @@ class ModelUnavailable(GatewayError):
         self.decision_id = decision_id
 
 
+class DecisionRefused(PermissionDenied):
+    """The decision was rejected (by policy or by people); the caller gets no model output."""
+
+    def __init__(self, message: str, decision_id: str) -> None:
+        super().__init__(message)
+        self.decision_id = decision_id
+
+
+class DecisionPending(GatewayError):
+    """The decision is still held for review when the caller's wait ended; it can be watched."""
+
+    def __init__(self, message: str, decision_id: str) -> None:
+        super().__init__(message)
+        self.decision_id = decision_id
+
+
 class PolicyError(GatewayError):
     """Policies failed to load; ``location`` is ``file:line`` and ``field`` the dotted path."""
 
@@ -74,3 +90,11 @@ class PolicyError(GatewayError):
         super().__init__(f"{location}: {field}: {message}" if field else f"{location}: {message}")
         self.location = location
         self.field = field
+
+
+class RateLimited(GatewayError):
+    """Too many attempts (e.g. failed sign-ins); ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

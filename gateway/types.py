@@ -134,6 +134,8 @@ class ReviewTask:
     groups: tuple[str, ...]
     deadline: datetime | None
     created_at: datetime
+    tier_rank: int = 0
+    """The tier's rank (0 is the highest risk): the queue's order after the deadline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +183,55 @@ class ApiKey:
     applications: tuple[str, ...]
     created_at: datetime
     revoked: bool = False
+    role: str = "app"
+    """``app`` (decides for ``applications``), ``auditor`` or ``admin`` (read the audit trail)."""
+
+
+class Role(enum.StrEnum):
+    """What a person signed in to the reviewer UI may do."""
+
+    REVIEWER = "reviewer"
+    """Decides held decisions of their groups."""
+    SENIOR = "senior"
+    """Decides like a reviewer, and may see personal data unmasked."""
+    AUDITOR = "auditor"
+    """Reads everything, may see personal data unmasked, never decides."""
+    ADMIN = "admin"
+    """Manages accounts and kill switches; never decides."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A person who signs in to the reviewer UI (the password itself is never stored)."""
+
+    name: str
+    role: Role
+    groups: tuple[str, ...]
+    password_hash: str
+    created_at: datetime
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    """One row of a review queue page: the task, its claim, and what the list shows."""
+
+    task: ReviewTask
+    task_id: int
+    claimed_by: str | None
+    claimed_until: datetime | None
+    approvals: int
+    approvals_needed: int
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchState:
+    """Whether an application or a backend is paused by the kill switch."""
+
+    kind: str
+    """``application`` or ``backend``."""
+    name: str
+    paused: bool
+    changed_by: str
+    changed_at: datetime
+    reason: str = ""

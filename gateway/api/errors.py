@@ -10,6 +10,9 @@ import grpc
 
 from gateway import errors
 
+DECISION_ID_KEY = "x-hitl-decision-id"
+"""Trailing metadata key naming the decision a call recorded."""
+
 STATUS: dict[type[BaseException], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -18,6 +21,7 @@ STATUS: dict[type[BaseException], grpc.StatusCode] = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DecisionPending: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.PolicyError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
@@ -32,7 +36,12 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
 
 
 def trailers_for(exc: BaseException) -> tuple[tuple[str, str], ...]:
-    """Trailing metadata that lets the caller find the decision an error refers to."""
-    if isinstance(exc, errors.ModelUnavailable):
-        return (("x-hitl-decision-id", exc.decision_id),)
+    """Trailing metadata that lets the caller find the decision an error refers to.
+
+    Every error raised after a decision was recorded carries its id as ``decision_id``
+    (ModelUnavailable, DecisionRefused, DecisionPending).
+    """
+    decision_id = getattr(exc, "decision_id", None)
+    if isinstance(decision_id, str) and decision_id:
+        return ((DECISION_ID_KEY, decision_id),)
     return ()

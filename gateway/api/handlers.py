@@ -20,6 +20,7 @@ from opentelemetry import propagate, trace
 from gateway.api.errors import status_for, trailers_for
 from gateway.core.auth import KeyAuthenticator, Principal
 from gateway.errors import InvalidInput, TooLarge
+from gateway.telemetry import metrics
 
 log = structlog.get_logger("gateway.api")
 _tracer = trace.get_tracer("gateway.api")
@@ -27,6 +28,7 @@ _tracer = trace.get_tracer("gateway.api")
 Req = TypeVar("Req", bound=Message)
 Unary = Callable[[Any, Principal, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]
 Streaming = Callable[[Any, Principal, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Message]]
+Public = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]
 
 
 class Malformed:
@@ -64,6 +66,7 @@ async def _fail(
     context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str
 ) -> None:
     code = status_for(exc)
+    metrics.rpc_error(method, code.name if code is not None else "INTERNAL")
     if code is None:
         log.error("rpc.internal_error", method=method, exc_info=exc)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the gateway log")
@@ -79,14 +82,19 @@ async def _fail(
 class _Call:
     """Per-method wrapper: parse check, span, auth and error mapping around a behaviour."""
 
-    def __init__(self, method: str, auth: KeyAuthenticator) -> None:
+    def __init__(
+        self, method: str, auth: KeyAuthenticator, roles: frozenset[str] | None = None
+    ) -> None:
         self.method = method
         self.auth = auth
+        self.roles = roles
 
     async def principal(
         self, request: Any, context: grpc.aio.ServicerContext[Any, Any], md: dict[str, str]
     ) -> Principal:
         principal = await self.auth.authenticate(md.get("authorization"))
+        if self.roles is not None:
+            principal.require_role(self.roles)
         if isinstance(request, Malformed):
             if "MaxDepth" in request.error:
                 raise TooLarge("request", "nested too deeply for the protobuf parser")
@@ -94,8 +102,10 @@ class _Call:
         return principal
 
 
-def unary(method: str, behaviour: Unary, auth: KeyAuthenticator) -> Callable[..., Any]:
-    call = _Call(method, auth)
+def unary(
+    method: str, behaviour: Unary, auth: KeyAuthenticator, roles: frozenset[str] | None = None
+) -> Callable[..., Any]:
+    call = _Call(method, auth, roles)
 
     async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         md = _metadata(context)
@@ -113,8 +123,10 @@ def unary(method: str, behaviour: Unary, auth: KeyAuthenticator) -> Callable[...
     return handler
 
 
-def streaming(method: str, behaviour: Streaming, auth: KeyAuthenticator) -> Callable[..., Any]:
-    call = _Call(method, auth)
+def streaming(
+    method: str, behaviour: Streaming, auth: KeyAuthenticator, roles: frozenset[str] | None = None
+) -> Callable[..., Any]:
+    call = _Call(method, auth, roles)
 
     async def handler(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -135,22 +147,56 @@ def streaming(method: str, behaviour: Streaming, auth: KeyAuthenticator) -> Call
 
 
 def unary_handler(
-    method: str, behaviour: Unary, auth: KeyAuthenticator, req: type[Message]
+    method: str,
+    behaviour: Unary,
+    auth: KeyAuthenticator,
+    req: type[Message],
+    roles: frozenset[str] | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
+    """``roles``: when set, only keys with one of these roles may call (else PERMISSION_DENIED)."""
     return grpc.unary_unary_rpc_method_handler(
-        unary(method, behaviour, auth),
+        unary(method, behaviour, auth, roles),
         request_deserializer=_parser(req),
         response_serializer=_serialize,
     )
 
 
 def streaming_handler(
-    method: str, behaviour: Streaming, auth: KeyAuthenticator, req: type[Message]
+    method: str,
+    behaviour: Streaming,
+    auth: KeyAuthenticator,
+    req: type[Message],
+    roles: frozenset[str] | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     return grpc.unary_stream_rpc_method_handler(
-        streaming(method, behaviour, auth),
+        streaming(method, behaviour, auth, roles),
         request_deserializer=_parser(req),
         response_serializer=_serialize,
+    )
+
+
+def public_unary_handler(
+    method: str, behaviour: Public, req: type[Message]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A handler without authentication or a trace span, for health and liveness probes.
+
+    Only for methods that reveal nothing an unauthenticated ``grpc.health.v1.Health`` check
+    does not already reveal. Malformed bytes and domain errors map as for every other method.
+    """
+
+    async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        try:
+            if isinstance(request, Malformed):
+                raise InvalidInput("request", f"malformed: {request.error}")
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _fail(context, exc, method)
+            raise  # unreachable: abort raises
+
+    return grpc.unary_unary_rpc_method_handler(
+        handler, request_deserializer=_parser(req), response_serializer=_serialize
     )
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 
-def health_app(ready: Callable[[], Awaitable[dict[str, bool]]]) -> Starlette:
-    """``/healthz`` answers while the process lives; ``/readyz`` when store and models serve."""
+def health_app(
+    ready: Callable[[], Awaitable[dict[str, bool]]], routes: Sequence[BaseRoute] = ()
+) -> Starlette:
+    """``/healthz`` answers while the process lives; ``/readyz`` when store and models serve.
+
+    ``routes`` are mounted next to them (the reviewer UI).
+    """
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -24,4 +29,4 @@ def health_app(ready: Callable[[], Awaitable[dict[str, bool]]]) -> Starlette:
             status_code=200 if ok else 503,
         )
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])
+    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz), *routes])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from gateway.backends.builtin import BuiltinBackend
+from gateway.backends.oip import OipBackend
 from gateway.backends.protocol import ModelBackend
+from gateway.policy import ApplicationPolicy, BackendSpec
 from gateway.types import Validation
 
 BACKEND_KINDS: tuple[str, ...] = ("builtin", "oip")
@@ -34,18 +37,32 @@ class BackendSpecLike(Protocol):
 def build_backend(spec: BackendSpecLike) -> ModelBackend:
     """Return the backend ``spec`` describes, not yet started.
 
-    Raises ``ValueError`` for an unknown kind or builtin model name, and ``NotImplementedError``
-    for kind ``oip``, which this version cannot serve yet.
+    Raises ``ValueError`` for an unknown kind or builtin model name.
     """
     kind = spec.kind
     if kind == "builtin":
         return BuiltinBackend(spec.name, spec.model, spec.version, spec.validation)
     if kind == "oip":
-        raise NotImplementedError(
-            f"backend {spec.name!r}: backend kind 'oip' (Open Inference Protocol over HTTP) "
-            "is not supported by this version of the gateway; use kind 'builtin'"
-        )
+        if not isinstance(spec, BackendSpec):
+            raise TypeError(f"backend {spec.name!r}: an oip backend needs a full BackendSpec")
+        return OipBackend(spec)
     raise ValueError(
         f"backend {spec.name!r}: unknown backend kind {kind!r}; "
         f"known kinds: {', '.join(BACKEND_KINDS)}"
     )
+
+
+def application_backends(
+    applications: Iterable[ApplicationPolicy], backends: Mapping[str, ModelBackend]
+) -> dict[str, ModelBackend]:
+    """Per-application views of shared backends, keyed by application id.
+
+    An application on an Open Inference Protocol backend calls it through its own tensor
+    mapping; every other application calls its backend directly and needs no entry here.
+    """
+    bound: dict[str, ModelBackend] = {}
+    for app in applications:
+        backend = backends.get(app.backend.name)
+        if isinstance(backend, OipBackend) and app.oip is not None:
+            bound[app.id] = backend.bind(app.oip)
+    return bound

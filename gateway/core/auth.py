@@ -20,6 +20,10 @@ from gateway.types import ApiKey
 
 _PREFIX = "hitl_"
 
+KEY_ROLES = ("app", "auditor", "admin")
+"""Roles a key can have: ``app`` decides for its applications; the others read the audit trail."""
+AUDIT_ROLES = frozenset({"auditor", "admin"})
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -27,6 +31,7 @@ class Principal:
 
     key_id: str
     applications: frozenset[str]
+    role: str = "app"
 
     @property
     def actor(self) -> str:
@@ -36,13 +41,27 @@ class Principal:
         if application not in self.applications:
             raise PermissionDenied(f"key {self.key_id} may not act for application {application!r}")
 
+    def require_role(self, allowed: frozenset[str]) -> None:
+        """Raise PermissionDenied unless this key's role is one of ``allowed``."""
+        if self.role not in allowed:
+            raise PermissionDenied(
+                f"key {self.key_id} has role {self.role!r}; this needs one of "
+                f"{', '.join(sorted(allowed))}"
+            )
+
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def new_key(applications: tuple[str, ...]) -> tuple[str, ApiKey]:
-    """Create a key; returns the token (shown once) and the record to store."""
+def new_key(applications: tuple[str, ...], role: str = "app") -> tuple[str, ApiKey]:
+    """Create a key; returns the token (shown once) and the record to store.
+
+    Raises:
+        ValueError: ``role`` is not one of `KEY_ROLES`.
+    """
+    if role not in KEY_ROLES:
+        raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}, not {role!r}")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     record = ApiKey(
@@ -50,6 +69,7 @@ def new_key(applications: tuple[str, ...]) -> tuple[str, ApiKey]:
         secret_hash=_hash(secret),
         applications=applications,
         created_at=datetime.now(UTC),
+        role=role,
     )
     return f"{_PREFIX}{key_id}_{secret}", record
 
@@ -94,7 +114,9 @@ class KeyAuthenticator:
             or not hmac.compare_digest(record.secret_hash, _hash(secret))
         ):
             raise Unauthenticated("unknown or revoked API key")
-        principal = Principal(key_id=key_id, applications=frozenset(record.applications))
+        principal = Principal(
+            key_id=key_id, applications=frozenset(record.applications), role=record.role
+        )
         if len(self._cache) >= self._max:
             self._cache.clear()
         assert header is not None

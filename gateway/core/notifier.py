@@ -20,6 +20,7 @@ Change = Decision | None
 class Notifier:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[Change]]] = {}
+        self._everything: set[asyncio.Queue[Change]] = set()
         self._closed = False
 
     @contextmanager
@@ -38,9 +39,24 @@ class Notifier:
                 if not subs:
                     del self._subscribers[decision_id]
 
+    @contextmanager
+    def subscribe_all(self, maxsize: int = 1000) -> Iterator[asyncio.Queue[Change]]:
+        """Receive every published change (live queue pages); a full queue drops changes."""
+        queue: asyncio.Queue[Change] = asyncio.Queue(maxsize)
+        if self._closed:
+            queue.put_nowait(None)
+        self._everything.add(queue)
+        try:
+            yield queue
+        finally:
+            self._everything.discard(queue)
+
     def publish(self, decision: Decision) -> None:
         for queue in self._subscribers.get(decision.id, ()):
             queue.put_nowait(decision)
+        for queue in self._everything:
+            if not queue.full():  # a slow page misses changes, it never grows memory
+                queue.put_nowait(decision)
 
     def close(self) -> None:
         """Wake every waiter with None so in-flight calls answer before shutdown."""
@@ -48,6 +64,10 @@ class Notifier:
         for subs in self._subscribers.values():
             for queue in subs:
                 queue.put_nowait(None)
+        for queue in self._everything:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
 
     def waiting(self) -> int:
         """Number of live subscriptions (for metrics and shutdown)."""

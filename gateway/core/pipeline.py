@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,9 +23,11 @@ from gateway.core.auth import Principal
 from gateway.core.ids import new_decision_id
 from gateway.core.masking import mask
 from gateway.core.notifier import Change, Notifier
-from gateway.errors import ModelUnavailable, NotFound
+from gateway.errors import FailedPrecondition, ModelUnavailable, NotFound
 from gateway.policy import ApplicationPolicy, PolicyEvalError, PolicySet, TierSpec
 from gateway.store.protocol import Store
+from gateway.telemetry import metrics
+from gateway.telemetry.spans import child_span
 from gateway.types import (
     Action,
     AuditDraft,
@@ -78,13 +81,21 @@ class DecisionPipeline:
         *,
         policies: PolicySet,
         backends: Mapping[str, ModelBackend],
+        app_backends: Mapping[str, ModelBackend] | None = None,
         store: Store,
         notifier: Notifier,
         sampler: Callable[[], float] = random.random,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        paused: Callable[[], Mapping[str, bool]] = dict,
     ) -> None:
+        """``paused`` gives the kill switch's paused application ids (an in-memory mapping),
+        each to True when its backend is paused too, so the model must not be called."""
         self._policies = policies
+        self._paused = paused
         self._backends = backends
+        # Per-application views of a shared backend (an OIP backend with the application's
+        # tensor mapping), keyed by application id; they take precedence over ``backends``.
+        self._app_backends = app_backends or {}
         self._store = store
         self._notifier = notifier
         self._sampler = sampler
@@ -102,11 +113,16 @@ class DecisionPipeline:
             if existing is not None:
                 return await self._maybe_wait(existing, cmd.wait)
 
-        outcome = await self._evaluate(app, cmd)
+        backend_paused = self._paused().get(app.id)
+        if backend_paused is not None:
+            outcome = await self._paused_outcome(app, cmd, backend_paused)
+        else:
+            outcome = await self._evaluate(app, cmd)
         decision_id = new_decision_id()
         with self._notifier.subscribe(decision_id) as changes:
             decision, created = await self._persist(decision_id, app, cmd, outcome, principal)
             if created:
+                metrics.decision_created(app.id, decision.tier, decision.status.value)
                 log.debug(
                     "decision.created",
                     decision_id=decision.id,
@@ -122,12 +138,14 @@ class DecisionPipeline:
                 raise ModelUnavailable("model unavailable; rejected by policy", decision.id)
             if decision.status.is_final or cmd.wait <= 0:
                 return decision
-            return await _wait_final(decision, changes, cmd.wait)
+            with child_span("review.wait", decision_id=decision.id):
+                return await _wait_final(decision, changes, cmd.wait)
 
     async def _evaluate(self, app: ApplicationPolicy, cmd: DecideCommand) -> _Outcome:
         labels = dict(cmd.labels)
         try:
-            cls = app.classify(cmd.input, labels)
+            with child_span("classify", application=app.id):
+                cls = app.classify(cmd.input, labels)
         except PolicyEvalError as exc:
             # The request might have escalated: hold it at the strictest tier it could reach.
             tier = _strictest_reviewable(app)
@@ -137,11 +155,15 @@ class DecisionPipeline:
             rule = f"tier:{tier.name}"
             return _Outcome(tier, Status.REJECTED, rule, cls.reasons, None, False)
 
-        backend = self._backends[app.backend.name]
+        backend = self._app_backends.get(app.id) or self._backends[app.backend.name]
+        started = time.perf_counter()
         try:
-            async with asyncio.timeout(app.backend.timeout):
-                output = await backend.predict(cmd.input, timeout=app.backend.timeout)
+            with child_span("model", backend=app.backend.name, tier=tier.name):
+                async with asyncio.timeout(app.backend.timeout):
+                    output = await backend.predict(cmd.input, timeout=app.backend.timeout)
+            metrics.model_latency(app.backend.name, "ok", time.perf_counter() - started)
         except (ModelError, TimeoutError) as exc:
+            metrics.model_latency(app.backend.name, "error", time.perf_counter() - started)
             why = "model timed out" if isinstance(exc, TimeoutError) else f"model error: {exc}"
             return self._fail_closed(app, tier, cls.reasons, why, None, model_failed=True)
         except Exception as exc:  # a backend bug must fail closed too, and be visible
@@ -158,6 +180,33 @@ class DecisionPipeline:
             return self._fail_closed(app, tier, cls.reasons, f"{exc.rule} failed: {exc}", output)
         reasons = (*cls.reasons, route.reason) if route.reason else cls.reasons
         return _Outcome(tier, _ROUTE_STATUS[route.action], route.rule, reasons, output, False)
+
+    async def _paused_outcome(
+        self, app: ApplicationPolicy, cmd: DecideCommand, backend_paused: bool
+    ) -> _Outcome:
+        """Kill switch on: refuse, or hold for review whatever the route rules would say.
+
+        A paused application's model still answers (reviewers see its output); a paused
+        backend is not called at all, and reviewers override or reject.
+        """
+        if app.on_pause is Action.REJECT:
+            raise FailedPrecondition(f"application {app.id!r} is paused; try again later")
+        if backend_paused:
+            try:
+                tier = app.classify(cmd.input, dict(cmd.labels)).tier
+            except PolicyEvalError:
+                tier = _strictest_reviewable(app)
+            why = f"backend {app.backend.name!r} paused: held for review without calling it"
+            if tier.reject:
+                return _Outcome(tier, Status.REJECTED, f"tier:{tier.name}", (), None, False)
+            return _Outcome(tier, Status.PENDING_REVIEW, "paused", (why,), None, False)
+        out = await self._evaluate(app, cmd)
+        if out.tier.reject:  # a prohibited request stays rejected
+            return out
+        reasons = (*out.reasons, "application paused: every decision is held for review")
+        return _Outcome(
+            out.tier, Status.PENDING_REVIEW, "paused", reasons, out.model_output, out.model_failed
+        )
 
     def _fail_closed(
         self,
@@ -221,7 +270,8 @@ class DecisionPipeline:
             span_id=span_id,
             ts=now,
         )
-        return await self._store.create_decision(decision, (event,), tasks)
+        with child_span("commit"):
+            return await self._store.create_decision(decision, (event,), tasks)
 
     async def _maybe_wait(self, decision: Decision, wait: float) -> Decision:
         if decision.status.is_final or wait <= 0:
@@ -293,6 +343,7 @@ def _task(
         groups=tier.groups,
         deadline=deadline,
         created_at=decision.created_at,
+        tier_rank=tier.rank,
     )
 
 

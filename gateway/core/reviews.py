@@ -17,6 +17,8 @@ from opentelemetry import trace
 from gateway.core.notifier import Notifier
 from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gateway.store.protocol import Store
+from gateway.telemetry import metrics
+from gateway.telemetry.spans import span
 from gateway.types import AuditDraft, Decision, JSONObject, Review, Status, Verdict
 
 log = structlog.get_logger("gateway.reviews")
@@ -42,6 +44,28 @@ class ReviewService:
         self._clock = clock
 
     async def submit(
+        self,
+        decision_id: str,
+        reviewer: Reviewer,
+        verdict: Verdict,
+        reason: str = "",
+        output: JSONObject | None = None,
+    ) -> Decision:
+        """`_submit` inside a ``verdict`` span (its trace id goes into the audit event)."""
+        with span("verdict", decision_id=decision_id, verdict=verdict.value):
+            updated = await self._submit(decision_id, reviewer, verdict, reason, output)
+        metrics.verdict(
+            updated.application,
+            updated.tier,
+            verdict.value,
+            updated.status.value,
+            updated.created_at,
+            updated.updated_at,
+            updated.status.is_final,
+        )
+        return updated
+
+    async def _submit(
         self,
         decision_id: str,
         reviewer: Reviewer,
@@ -89,7 +113,15 @@ class ReviewService:
             ts=now,
         )
         updated = await self._store.record_review(
-            decision_id, review, new_status, final_output, event, expected=decision.status
+            decision_id,
+            review,
+            new_status,
+            final_output,
+            event,
+            expected=decision.status,
+            # Four-eyes: two first approvals given at once both saw no approval; only one may
+            # count as the first, the other is refused and sees the first on reload.
+            expected_reviews=len(decision.reviews),
         )
         log.info(
             "decision.reviewed",

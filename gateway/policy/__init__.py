@@ -10,8 +10,10 @@ from gateway.policy.model import (
     ApplicationPolicy,
     BackendSpec,
     Classification,
+    OipMapping,
     PolicySet,
     RouteResult,
+    TensorSpec,
     TierSpec,
 )
 from gateway.policy.testing import CaseResult, format_results, run_policy_tests
@@ -21,9 +23,11 @@ __all__ = [
     "BackendSpec",
     "CaseResult",
     "Classification",
+    "OipMapping",
     "PolicyEvalError",
     "PolicySet",
     "RouteResult",
+    "TensorSpec",
     "TierSpec",
     "format_results",
     "load_policies",

@@ -25,16 +25,20 @@ from gateway.policy.model import (
     ApplicationPolicy,
     BackendSpec,
     EscalationRule,
+    OipMapping,
     PolicySet,
     RouteResult,
     RouteRule,
+    TensorSpec,
     TierSpec,
 )
 from gateway.policy.schema import (
     ApplicationModel,
     BackendModel,
+    OipModel,
     Policies,
     PolicyFile,
+    TensorModel,
     TierModel,
     error_loc,
 )
@@ -215,9 +219,11 @@ class _Merged:
             sensitive_fields=tuple(app.sensitive_fields),
             sample_for_review=app.sample_for_review,
             on_model_error=Action(app.on_model_error),
+            on_pause=Action(app.on_pause),
             escalations=tuple(escalations),
             routes=tuple(routes),
             description=app.description,
+            oip=_oip(app.oip) if app.oip is not None else None,
         )
 
     def _compile(self, at: Loc, rule: str, source: str, with_output: bool) -> Any:
@@ -253,4 +259,25 @@ def _backend(model: BackendModel) -> BackendSpec:
         third_party=model.third_party,
         send_fields=tuple(model.send_fields or ()),
         tls=model.tls,
+        tls_ca=model.tls_ca,
+        circuit_failures=model.circuit.failures,
+        circuit_cooldown=model.circuit.cooldown.total_seconds(),
+    )
+
+
+def _tensor(model: TensorModel) -> TensorSpec:
+    return TensorSpec(
+        name=model.name,
+        datatype=model.datatype,
+        shape=tuple(model.shape),
+        field=model.field,
+        fields=tuple(model.fields) if model.fields is not None else None,
+    )
+
+
+def _oip(model: OipModel) -> OipMapping:
+    return OipMapping(
+        model_name=model.model_name,
+        inputs=tuple(_tensor(t) for t in model.inputs),
+        outputs=tuple(_tensor(t) for t in model.outputs),
     )

@@ -15,9 +15,11 @@ __all__ = [
     "BackendSpec",
     "Classification",
     "EscalationRule",
+    "OipMapping",
     "PolicySet",
     "RouteResult",
     "RouteRule",
+    "TensorSpec",
     "TierSpec",
 ]
 
@@ -54,6 +56,12 @@ class BackendSpec:
     send_fields: tuple[str, ...] = ()
     """Input fields (dotted paths) sent to the model; empty means the whole input."""
     tls: bool = False
+    tls_ca: str | None = None
+    """PEM file of the CA for the backend's certificate; None means the system roots."""
+    circuit_failures: int = 5
+    """Consecutive failed calls that open the circuit."""
+    circuit_cooldown: float = 10.0
+    """Seconds the circuit stays open before one probe call may try the backend again."""
     _ref: ModelRef = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +70,32 @@ class BackendSpec:
 
     def ref(self) -> ModelRef:
         return self._ref
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One named tensor and where its elements live in a JSON object.
+
+    ``field`` holds the whole tensor (a scalar when it has one element, else a flat list in
+    row-major order); ``fields`` spreads the elements over several scalar fields, in order.
+    Exactly one of the two is set.
+    """
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    """-1 marks the one dimension whose size follows from the number of elements."""
+    field: str | None = None
+    fields: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OipMapping:
+    """An application's Open Inference Protocol face: its model name and tensor mapping."""
+
+    model_name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +163,10 @@ class ApplicationPolicy:
     escalations: tuple[EscalationRule, ...]
     routes: tuple[RouteRule, ...]
     description: str = ""
+    oip: OipMapping | None = None
+    """Tensor mapping for an ``oip`` backend and for callers of the gateway's inference service."""
+    on_pause: Action = Action.REVIEW
+    """While paused: REVIEW holds every new decision, REJECT refuses it (FAILED_PRECONDITION)."""
     _model: dict[str, str] = field(init=False, repr=False, compare=False)
     _unescalated: Classification = field(init=False, repr=False, compare=False)
 
@@ -207,9 +245,19 @@ class PolicySet:
     backends: dict[str, BackendSpec]
     applications: dict[str, ApplicationPolicy]
     _tiers: dict[str, TierSpec] = field(init=False, repr=False, compare=False)
+    _by_model: dict[str, ApplicationPolicy] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_tiers", {t.name: t for t in self.tiers})
+        by_model = {a.oip.model_name: a for a in self.applications.values() if a.oip is not None}
+        object.__setattr__(self, "_by_model", by_model)
+
+    def application_for_model(self, model_name: str) -> ApplicationPolicy:
+        """The application an inference caller addresses by its OIP ``model_name``."""
+        try:
+            return self._by_model[model_name]
+        except KeyError:
+            raise NotFound("model", model_name) from None
 
     def tier(self, name: str) -> TierSpec:
         try:

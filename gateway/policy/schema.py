@@ -29,12 +29,15 @@ from gateway.types import Action, Validation
 __all__ = [
     "ApplicationModel",
     "BackendModel",
+    "CircuitModel",
     "EscalateModel",
     "Loc",
+    "OipModel",
     "Policies",
     "PolicyFile",
     "ReviewModel",
     "RouteModel",
+    "TensorModel",
     "TierModel",
     "error_loc",
     "parse_duration",
@@ -103,6 +106,13 @@ class TierModel(_Model):
         return self
 
 
+class CircuitModel(_Model):
+    """When a remote backend's circuit opens, and how long it stays open before a probe."""
+
+    failures: int = Field(default=5, ge=1, le=1000)
+    cooldown: Duration = timedelta(seconds=10)
+
+
 class BackendModel(_Model):
     name: Name
     kind: Literal["builtin", "oip"]
@@ -114,10 +124,15 @@ class BackendModel(_Model):
     third_party: bool = False
     send_fields: list[FieldPath] | None = None
     tls: bool = False
+    tls_ca: Text | None = None
+    """PEM file of the CA that signed the backend's certificate; the system roots when unset."""
+    circuit: CircuitModel = CircuitModel()
     description: str = ""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> BackendModel:
+        if self.tls_ca is not None and not self.tls:
+            raise _error("tls_ca needs tls: true", ("tls_ca",))
         if self.kind == "oip" and self.target is None:
             raise _error("an oip backend needs a target (host:port)", ("target",))
         if self.kind == "builtin" and self.target is not None:
@@ -145,6 +160,72 @@ class RouteModel(_Model):
     reason: str = ""
 
 
+DataType = Literal[
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
+"""Open Inference Protocol tensor datatypes the gateway maps (FP16 has no JSON counterpart)."""
+
+
+class TensorModel(_Model):
+    """One named tensor and the field (or fields, in order) of the JSON object it carries."""
+
+    name: Name
+    datatype: DataType
+    shape: list[Annotated[int, Field(ge=-1)]] = Field(default_factory=lambda: [-1], min_length=1)
+    field: FieldPath | None = None
+    fields: list[FieldPath] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TensorModel:
+        if (self.field is None) == (self.fields is None):
+            raise _error("give exactly one of field or fields", ("field",))
+        if 0 in self.shape:
+            raise _error("a dimension is -1 (variable) or positive", ("shape",))
+        if self.shape.count(-1) > 1:
+            raise _error("at most one dimension may be -1 (variable)", ("shape",))
+        size = 1
+        for dim in self.shape:
+            size *= abs(dim)
+        if self.fields is not None and -1 not in self.shape and size != len(self.fields):
+            raise _error(
+                f"shape {self.shape} holds {size} elements but {len(self.fields)} fields are "
+                "listed",
+                ("shape",),
+            )
+        return self
+
+
+class OipModel(_Model):
+    """How an application speaks the Open Inference Protocol (to its backend and its callers)."""
+
+    model_name: Name
+    """The model name callers of the gateway's inference service use for this application."""
+    inputs: list[TensorModel] = Field(min_length=1)
+    outputs: list[TensorModel] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> OipModel:
+        for section in ("inputs", "outputs"):
+            tensors: list[TensorModel] = getattr(self, section)
+            seen: set[str] = set()
+            for i, tensor in enumerate(tensors):
+                if tensor.name in seen:
+                    raise _error(f"tensor {tensor.name!r} is listed twice", (section, i, "name"))
+                seen.add(tensor.name)
+        return self
+
+
 class ApplicationModel(_Model):
     id: Name
     tier: Name
@@ -155,6 +236,9 @@ class ApplicationModel(_Model):
     route: list[RouteModel] = Field(default_factory=list)
     sample_for_review: float = Field(default=0.0, ge=0.0, le=1.0)
     on_model_error: Literal["review", "reject"] = "review"
+    on_pause: Literal["review", "reject"] = "review"
+    """While paused by the kill switch: hold every new decision for review, or refuse it."""
+    oip: OipModel | None = None
 
 
 class PolicyFile(_Model):
@@ -199,6 +283,14 @@ class Policies(PolicyFile):
         backends = {b.name: b for b in self.backends}
         for i, app in enumerate(self.applications):
             _check_application(i, app, rank, tiers, backends)
+            _check_oip(i, app, backends[app.backend])
+        model_names = [a.oip.model_name for a in self.applications if a.oip is not None]
+        for i, app in enumerate(self.applications):
+            if app.oip is not None and model_names.count(app.oip.model_name) > 1:
+                raise _error(
+                    f"oip model_name {app.oip.model_name!r} is used by more than one application",
+                    ("applications", i, "oip", "model_name"),
+                )
         return self
 
 
@@ -246,6 +338,42 @@ def _check_application(
                     f"{backend.name!r}",
                     (*at, "sensitive_fields", j),
                 )
+
+
+def _check_oip(index: int, app: ApplicationModel, backend: BackendModel) -> None:
+    at: Loc = ("applications", index)
+    if app.oip is None:
+        if backend.kind == "oip":
+            raise _error(
+                f"backend {backend.name!r} speaks the Open Inference Protocol: the application "
+                "needs an oip section mapping its fields to tensors",
+                (*at, "backend"),
+            )
+        return
+    if not backend.send_fields or backend.kind != "oip":
+        return
+    sent_any = False
+    for j, tensor in enumerate(app.oip.inputs):
+        paths: list[str | None] = list(tensor.fields) if tensor.fields else [tensor.field]
+        inside = [_sent(path, backend.send_fields) for path in paths]
+        if any(inside) and not all(inside):
+            raise _error(
+                f"tensor {tensor.name!r} mixes fields inside and outside send_fields of backend "
+                f"{backend.name!r}; it could be built neither with nor without them",
+                (*at, "oip", "inputs", j),
+            )
+        sent_any = sent_any or all(inside)
+    if not sent_any:
+        raise _error(
+            f"no input tensor is made of send_fields of backend {backend.name!r}, so the model "
+            "would receive nothing",
+            (*at, "oip", "inputs"),
+        )
+
+
+def _sent(path: str | None, send_fields: list[str]) -> bool:
+    """Whether the field at ``path`` lies inside one of ``send_fields``."""
+    return path is not None and any(path == s or path.startswith(s + ".") for s in send_fields)
 
 
 def _overlaps(a: str, b: str) -> bool:

@@ -69,6 +69,7 @@ TASK_COLUMNS = (
     "groups",
     "deadline",
     "created_at",
+    "tier_rank",
 )
 
 EVENT_COLUMNS = (
@@ -86,7 +87,7 @@ EVENT_COLUMNS = (
     "canonical",
 )
 
-API_KEY_COLUMNS = ("key_id", "secret_hash", "applications", "created_at", "revoked")
+API_KEY_COLUMNS = ("key_id", "secret_hash", "applications", "created_at", "revoked", "role")
 
 
 def _dumps(value: Any) -> str:
@@ -258,11 +259,12 @@ def task_row(t: ReviewTask) -> tuple[Any, ...]:
         dumps_str_list(t.groups),
         ts_opt(t.deadline),
         format_ts(t.created_at),
+        t.tier_rank,
     )
 
 
 def task_from_row(row: Sequence[Any]) -> ReviewTask:
-    decision_id, kind, application, tier, groups, deadline, created_at = row
+    decision_id, kind, application, tier, groups, deadline, created_at, tier_rank = row
     return ReviewTask(
         decision_id=decision_id,
         kind=TaskKind(kind),
@@ -271,6 +273,7 @@ def task_from_row(row: Sequence[Any]) -> ReviewTask:
         groups=tuple(orjson.loads(groups)),
         deadline=parse_ts_opt(deadline),
         created_at=parse_ts(created_at),
+        tier_rank=tier_rank,
     )
 
 
@@ -343,17 +346,19 @@ def api_key_row(k: ApiKey) -> tuple[Any, ...]:
         dumps_str_list(k.applications),
         format_ts(k.created_at),
         int(k.revoked),
+        k.role,
     )
 
 
 def api_key_from_row(row: Sequence[Any]) -> ApiKey:
-    key_id, secret_hash, applications, created_at, revoked = row
+    key_id, secret_hash, applications, created_at, revoked, role = row
     return ApiKey(
         key_id=key_id,
         secret_hash=secret_hash,
         applications=tuple(orjson.loads(applications)),
         created_at=parse_ts(created_at),
         revoked=bool(revoked),
+        role=role,
     )
 
 

@@ -140,6 +140,85 @@ CREATE TABLE api_keys (
 );
 """,
     ),
+    Migration(
+        2,
+        "0002_review_queue",
+        """
+-- Queue order is (deadline, tier rank, id), no deadline last ('~' sorts after every timestamp);
+-- the rank is copied from the policy when a task is made.
+ALTER TABLE review_tasks ADD COLUMN tier_rank INTEGER NOT NULL DEFAULT 0;
+DROP INDEX review_tasks_open;
+CREATE INDEX review_tasks_queue
+    ON review_tasks (kind, ifnull(deadline, '~'), tier_rank, id) WHERE closed_at IS NULL;
+CREATE INDEX review_tasks_due
+    ON review_tasks (deadline) WHERE closed_at IS NULL AND kind = 'decision';
+-- Covers the queue's per-application counts, so they never read the table itself.
+CREATE INDEX review_tasks_counts
+    ON review_tasks (kind, application, groups) WHERE closed_at IS NULL;
+
+-- People who sign in to the reviewer UI; only argon2 hashes of their passwords.
+CREATE TABLE accounts (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL CHECK (role IN ('reviewer', 'senior', 'auditor', 'admin')),
+    groups        TEXT NOT NULL DEFAULT '[]',
+    password_hash TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0
+);
+
+-- Kill switch state of applications and backends (absent row: running).
+CREATE TABLE switches (
+    kind       TEXT NOT NULL CHECK (kind IN ('application', 'backend')),
+    name       TEXT NOT NULL,
+    paused     INTEGER NOT NULL,
+    changed_by TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    reason     TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (kind, name)
+);
+
+-- Quality-assurance opinions on automatic decisions; they never change the decision.
+CREATE TABLE qa_reviews (
+    decision_id TEXT NOT NULL REFERENCES decisions (id),
+    reviewer    TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    agree       INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (decision_id, reviewer)
+);
+CREATE INDEX qa_reviews_disagree ON qa_reviews (at) WHERE agree = 0;
+""",
+    ),
+    Migration(
+        3,
+        "0003_audit_roles_checkpoints",
+        """
+-- Keys carry a role: application keys decide, auditor and admin keys read the audit trail.
+ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'app'
+    CHECK (role IN ('app', 'auditor', 'admin'));
+
+-- Signed chain heads (Ed25519); `signed` holds the exact bytes the signature covers.
+CREATE TABLE audit_checkpoints (
+    seq       INTEGER PRIMARY KEY,
+    hash      TEXT NOT NULL,
+    signed_at TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    signature BLOB NOT NULL,
+    signed    BLOB NOT NULL
+);
+CREATE TRIGGER audit_checkpoints_no_delete
+BEFORE DELETE ON audit_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'audit checkpoints are append-only');
+END;
+CREATE TRIGGER audit_checkpoints_no_update
+BEFORE UPDATE ON audit_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'audit checkpoints are append-only');
+END;
+""",
+    ),
 )
 
 

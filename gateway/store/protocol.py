@@ -7,16 +7,20 @@ decision writes its audit events in the same transaction, so state and evidence 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from gateway.types import (
+    Account,
     ApiKey,
     AuditDraft,
     AuditEvent,
     Decision,
+    QueueItem,
     Review,
     ReviewTask,
     Status,
+    SwitchState,
     TaskKind,
 )
 
@@ -53,12 +57,15 @@ class Store(Protocol):
         final_output: dict[str, object] | None,
         event: AuditDraft,
         expected: Status,
+        expected_reviews: int | None = None,
     ) -> Decision:
         """Append a review and move the decision to ``new_status`` atomically.
 
         Raises ``gateway.errors.Conflict`` when the decision's status is no longer ``expected``
-        (someone else decided first), and ``NotFound`` when it does not exist. When
-        ``new_status`` is final, the decision's review tasks of kind DECISION are closed.
+        (someone else decided first), or, with ``expected_reviews``, when its number of reviews
+        is no longer that (two verdicts given at once), and ``NotFound`` when it does not exist.
+        When ``new_status`` is final, the decision's review tasks of kind DECISION are closed;
+        otherwise their claim is released.
         """
 
     async def list_review_tasks(
@@ -75,3 +82,98 @@ class Store(Protocol):
         """Events in chain order with ``seq > after_seq``."""
 
     async def audit_events_for(self, decision_id: str) -> list[AuditEvent]: ...
+
+    def chain_head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the last committed audit event, kept in memory (no I/O)."""
+        ...
+
+
+QueueCursor = tuple[str, int, int]
+"""Keyset position in a review queue: (deadline or ``~``, tier rank, task id) of a page's end."""
+
+
+class ReviewStore(Store, Protocol):
+    """What the review queue, accounts and kill switches need besides the decision `Store`.
+
+    Every write records its audit event in the same transaction.
+    """
+
+    async def queue_page(
+        self,
+        kind: TaskKind,
+        *,
+        viewer: str,
+        now: datetime,
+        groups: tuple[str, ...] | None = None,
+        application: str | None = None,
+        tier: str | None = None,
+        after: QueueCursor | None = None,
+        limit: int = 50,
+    ) -> tuple[list[QueueItem], QueueCursor | None]:
+        """Open tasks most urgent first (deadline, then tier rank), minus others' live leases."""
+
+    async def queue_counts(
+        self, kind: TaskKind, *, groups: tuple[str, ...] | None = None
+    ) -> dict[str, int]: ...
+
+    async def open_task(self, decision_id: str, kind: TaskKind) -> QueueItem | None: ...
+
+    async def overdue_tasks(self, now: datetime, limit: int = 100) -> list[ReviewTask]: ...
+
+    async def qa_reviews_for(
+        self, decision_id: str
+    ) -> list[tuple[str, str, bool, str, datetime]]: ...
+
+    async def claim_task(
+        self, decision_id: str, kind: TaskKind, reviewer: str, now: datetime, until: datetime
+    ) -> None:
+        """Raises Conflict when someone else holds a live lease, NotFound without an open task."""
+
+    async def release_task(self, decision_id: str, kind: TaskKind, reviewer: str) -> bool: ...
+
+    async def expire_decision(
+        self,
+        decision_id: str,
+        final_output: dict[str, Any] | None,
+        reason: str,
+        event: AuditDraft,
+        now: datetime,
+    ) -> Decision: ...
+
+    async def escalate_decision(
+        self,
+        decision_id: str,
+        *,
+        tier: str,
+        tier_rank: int,
+        groups: tuple[str, ...],
+        approvals_needed: int,
+        deadline: datetime | None,
+        reason: str,
+        event: AuditDraft,
+        now: datetime,
+    ) -> Decision: ...
+
+    async def record_qa(
+        self,
+        decision_id: str,
+        *,
+        reviewer: str,
+        role: str,
+        agree: bool,
+        reason: str,
+        at: datetime,
+        event: AuditDraft,
+    ) -> None: ...
+
+    async def append_event(self, event: AuditDraft) -> None: ...
+
+    async def add_account(self, account: Account, event: AuditDraft) -> None: ...
+
+    async def get_account(self, name: str) -> Account | None: ...
+
+    async def list_accounts(self) -> list[Account]: ...
+
+    async def set_switch(self, state: SwitchState, event: AuditDraft) -> None: ...
+
+    async def list_switches(self) -> list[SwitchState]: ...

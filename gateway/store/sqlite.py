@@ -40,6 +40,7 @@ from gateway.audit.chain import GENESIS, canonical_bytes_text_ts, format_ts
 from gateway.errors import Conflict, FailedPrecondition, GatewayError, NotFound
 from gateway.store import codec
 from gateway.store.migrations import apply_migrations
+from gateway.store.sqlite_reviews import SQLiteReviewsMixin
 from gateway.types import (
     ApiKey,
     AuditDraft,
@@ -101,6 +102,7 @@ class _Review:
     updated_at: str
     draft: codec.PreparedDraft
     expected: str
+    expected_reviews: int | None
     fut: asyncio.Future[Any]
 
 
@@ -116,7 +118,19 @@ class _RevokeKey:
     fut: asyncio.Future[Any]
 
 
-_Job = _Create | _Review | _AddKey | _RevokeKey
+@dataclass(slots=True)
+class _Call:
+    """A write composed elsewhere (`sqlite_reviews`), run inside the batch's transaction.
+
+    ``fn(conn, now)`` returns the caller's result, or an exception instance to raise to the
+    caller (checked before it writes anything); raising makes the batch replay in isolation.
+    """
+
+    fn: Callable[[sqlite3.Connection, str], Any]
+    fut: asyncio.Future[Any]
+
+
+_Job = _Create | _Review | _AddKey | _RevokeKey | _Call
 _STOP = object()
 
 # SQL below is assembled only from the constant column tuples in `codec` (S608 is about
@@ -138,7 +152,8 @@ _INSERT_REVIEW = (
     "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM reviews WHERE decision_id = ?"
 )
 _INSERT_KEY = (
-    f"INSERT INTO api_keys ({', '.join(codec.API_KEY_COLUMNS)}) VALUES (?, ?, ?, ?, ?) "  # noqa: S608
+    f"INSERT INTO api_keys ({', '.join(codec.API_KEY_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(codec.API_KEY_COLUMNS))}) "
     "ON CONFLICT (key_id) DO NOTHING"
 )
 _SELECT_KEY = f"SELECT {', '.join(codec.API_KEY_COLUMNS)} FROM api_keys WHERE key_id = ?"  # noqa: S608
@@ -159,7 +174,7 @@ def idempotency_lookup_sql(n: int) -> str:
     )
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteReviewsMixin):
     """`gateway.store.protocol.Store` on one SQLite file.
 
     Args:
@@ -325,8 +340,13 @@ class SQLiteStore:
         final_output: dict[str, object] | None,
         event: AuditDraft,
         expected: Status,
+        expected_reviews: int | None = None,
     ) -> Decision:
         """Append a review and move the decision to ``new_status`` if it is still ``expected``.
+
+        With ``expected_reviews``, the decision must also still have exactly that many reviews:
+        two first approvals given at once must not both count as the first. A verdict that
+        leaves the decision open releases its claim, so a second reviewer can take it.
 
         ``updated_at`` becomes ``review.at``. When ``new_status`` is final, the decision's open
         DECISION tasks are closed.
@@ -350,6 +370,7 @@ class SQLiteStore:
             updated_at=format_ts(review.at),
             draft=codec.prepare_draft(event),
             expected=expected.value,
+            expected_reviews=expected_reviews,
             fut=asyncio.get_running_loop().create_future(),
         )
         result: Decision = await self._submit(job)
@@ -494,6 +515,8 @@ class SQLiteStore:
                 continue
             if isinstance(job, _Review):
                 outcomes.append(self._apply_review(conn, job, now))
+            elif isinstance(job, _Call):
+                outcomes.append(job.fn(conn, now))
             elif isinstance(job, _AddKey):
                 cur = conn.execute(_INSERT_KEY, job.row)
                 outcomes.append(
@@ -551,8 +574,17 @@ class SQLiteStore:
     def _apply_review(self, conn: sqlite3.Connection, job: _Review, now: str) -> Any:
         cur = conn.execute(
             "UPDATE decisions SET status = ?, final_output = ?, updated_at = ? "
-            "WHERE id = ? AND status = ?",
-            (job.new_status, job.final_output, job.updated_at, job.decision_id, job.expected),
+            "WHERE id = ? AND status = ? AND (? IS NULL OR ? = "
+            "(SELECT COUNT(*) FROM reviews r WHERE r.decision_id = decisions.id))",
+            (
+                job.new_status,
+                job.final_output,
+                job.updated_at,
+                job.decision_id,
+                job.expected,
+                job.expected_reviews,
+                job.expected_reviews,
+            ),
         )
         if cur.rowcount != 1:
             row = conn.execute(
@@ -560,6 +592,11 @@ class SQLiteStore:
             ).fetchone()
             if row is None:
                 return NotFound("decision", job.decision_id)
+            if row[0] == job.expected:
+                return Conflict(
+                    f"decision {job.decision_id!r} was reviewed by someone else meanwhile; "
+                    "reload it and decide again"
+                )
             return Conflict(
                 f"decision {job.decision_id!r} is {row[0]}, not {job.expected}: "
                 "someone else changed it first"
@@ -571,12 +608,30 @@ class SQLiteStore:
                 "WHERE decision_id = ? AND kind = 'decision' AND closed_at IS NULL",
                 (now, job.decision_id),
             )
+        else:
+            conn.execute(
+                "UPDATE review_tasks SET claimed_by = NULL, claimed_until = NULL "
+                "WHERE decision_id = ? AND kind = 'decision' AND closed_at IS NULL",
+                (job.decision_id,),
+            )
         conn.executemany(_INSERT_EVENT, self._chain([job.draft], now))
         row = conn.execute(
             f"{codec.SELECT_DECISION} WHERE d.id = ?",
             (job.decision_id,),
         ).fetchone()
         return codec.decision_from_row(row[:-1], row[-1])
+
+    async def _write(self, fn: Callable[[sqlite3.Connection, str], T]) -> T:
+        """Run ``fn(conn, now)`` in the writer's next transaction; see `_Call`."""
+        self._check_running()
+        result: T = await self._submit(_Call(fn, asyncio.get_running_loop().create_future()))
+        return result
+
+    def _append_events(
+        self, conn: sqlite3.Connection, drafts: list[codec.PreparedDraft], now: str
+    ) -> None:
+        """Chain and insert audit events inside the writer's transaction."""
+        conn.executemany(_INSERT_EVENT, self._chain(drafts, now))
 
     def _chain(self, drafts: list[codec.PreparedDraft], now: str) -> list[tuple[Any, ...]]:
         """Assign seq, prev_hash and hash to ``drafts``, advancing the in-memory head."""
@@ -638,7 +693,7 @@ class SQLiteStore:
         """Tasks of ``kind``, most urgent first: earliest deadline, no deadline last."""
         where = "WHERE kind = ? AND closed_at IS NULL" if open_only else "WHERE kind = ?"
         rows = await self._fetchall(
-            f"{_SELECT_TASKS} {where} ORDER BY deadline IS NULL, deadline, created_at, id LIMIT ?",
+            f"{_SELECT_TASKS} {where} ORDER BY ifnull(deadline, '~'), tier_rank, id LIMIT ?",
             (kind.value, limit),
         )
         return [codec.task_from_row(r) for r in rows]

@@ -24,14 +24,31 @@ def exporting() -> bool:
     return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) or exporter not in ("", "none")
 
 
+def _wants_otlp() -> bool:
+    return "otlp" in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",")
+
+
+def shutdown_tracing() -> None:
+    """Flush spans still queued for export (at shutdown)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.force_flush()
+
+
 def setup_tracing(service_name: str = "hitl-gateway") -> None:
     global _installed
     if _installed:
         return
     resource = Resource.create({"service.name": service_name})
     if exporting():
-        # Sampler and exporter come from the standard OTEL_* variables.
+        # Sampler (OTEL_TRACES_SAMPLER), endpoint, headers, timeouts and batching
+        # (OTEL_EXPORTER_OTLP_*, OTEL_BSP_*) are all read from the standard variables by the SDK.
         provider = TracerProvider(resource=resource)
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or _wants_otlp():
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     else:
         provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
     trace.set_tracer_provider(provider)

@@ -32,8 +32,9 @@ def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, policies: Path) -> None:
+    def __init__(self, data_dir: Path, policies: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.env = env or {}
         self.policies = policies
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,7 +59,7 @@ class ServerProcess:
                     "--http-port",
                     "0",
                 ],
-                env={**os.environ, "HITL_LOG_LEVEL": "warning"},
+                env={**os.environ, "HITL_LOG_LEVEL": "warning", **self.env},
                 stderr=log,
             )
         deadline = time.monotonic() + 30

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import pytest
 
 from gateway.backends.builtin import MODEL_NAMES, BuiltinBackend
+from gateway.backends.oip import OipBackend
 from gateway.backends.protocol import ModelBackend, ModelError
 from gateway.backends.registry import build_backend
+from gateway.policy import BackendSpec
 from gateway.types import ModelRef, Validation
 
 
@@ -120,10 +122,12 @@ def test_build_backend_rejects_unknown_builtin_model() -> None:
         build_backend(Spec("scorer", "builtin", "nope"))
 
 
-def test_build_backend_oip_is_not_implemented() -> None:
-    """kind 'oip' raises NotImplementedError naming the kind."""
-    with pytest.raises(NotImplementedError, match="backend kind 'oip'"):
-        build_backend(Spec("remote", "oip", "credit"))
+def test_build_backend_oip_builds_an_oip_backend() -> None:
+    """kind 'oip' builds an Open Inference Protocol backend for the spec's target."""
+    spec = BackendSpec("remote", "oip", "credit", "1", Validation.APPROVED, target="127.0.0.1:1")
+    backend = build_backend(spec)
+    assert isinstance(backend, OipBackend)
+    assert backend.ref == spec.ref()
 
 
 def test_build_backend_rejects_unknown_kind() -> None:

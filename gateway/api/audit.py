@@ -1,0 +1,97 @@
+"""gRPC servicer for hitl.audit.v1.AuditService: convert, call the audit trail, convert back.
+
+Only keys with the auditor or admin role get past the handler factory; application keys are
+refused with PERMISSION_DENIED before any of this runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from gateway._pb.hitl.audit.v1 import audit_pb2 as pb
+from gateway.api import audit_converters as conv
+from gateway.api.handlers import streaming_handler, unary_handler
+from gateway.audit.service import AuditTrail
+from gateway.core.auth import AUDIT_ROLES, KeyAuthenticator, Principal
+
+SERVICE = "hitl.audit.v1.AuditService"
+
+
+class AuditServicer:
+    def __init__(self, trail: AuditTrail, public_key_pem: str) -> None:
+        self._trail = trail
+        self._public_key_pem = public_key_pem
+
+    async def query_events(
+        self,
+        request: pb.QueryEventsRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.QueryEventsResponse:
+        page = await self._trail.query(
+            conv.event_filter(request), request.page_size, request.page_token
+        )
+        return pb.QueryEventsResponse(
+            events=[conv.event_to_pb(e) for e in page.events], next_page_token=page.next_token
+        )
+
+    async def get_trail(
+        self,
+        request: pb.GetTrailRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.GetTrailResponse:
+        events = await self._trail.trail(request.decision_id)
+        return pb.GetTrailResponse(events=[conv.event_to_pb(e) for e in events])
+
+    async def verify_chain(
+        self,
+        request: pb.VerifyChainRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.VerifyChainResponse:
+        report = await self._trail.verify(request.from_seq, request.to_seq)
+        return conv.report_to_pb(report)
+
+    async def export_events(
+        self,
+        request: pb.ExportEventsRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[pb.AuditEvent]:
+        async for ev in self._trail.export(request.from_seq, request.to_seq):
+            yield conv.event_to_pb(ev)
+
+    async def get_checkpoint(
+        self,
+        request: pb.GetCheckpointRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.Checkpoint:
+        return conv.checkpoint_to_pb(await self._trail.checkpoint(), self._public_key_pem)
+
+    def handler(self, auth: KeyAuthenticator) -> grpc.GenericRpcHandler:
+        def unary(name: str, fn: Any, req: Any) -> grpc.RpcMethodHandler[Any, Any]:
+            return unary_handler(f"{SERVICE}/{name}", fn, auth, req, roles=AUDIT_ROLES)
+
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "QueryEvents": unary("QueryEvents", self.query_events, pb.QueryEventsRequest),
+                "GetTrail": unary("GetTrail", self.get_trail, pb.GetTrailRequest),
+                "VerifyChain": unary("VerifyChain", self.verify_chain, pb.VerifyChainRequest),
+                "GetCheckpoint": unary(
+                    "GetCheckpoint", self.get_checkpoint, pb.GetCheckpointRequest
+                ),
+                "ExportEvents": streaming_handler(
+                    f"{SERVICE}/ExportEvents",
+                    self.export_events,
+                    auth,
+                    pb.ExportEventsRequest,
+                    roles=AUDIT_ROLES,
+                ),
+            },
+        )

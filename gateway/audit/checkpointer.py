@@ -1,0 +1,107 @@
+"""Background task that signs the chain head every N events or T seconds.
+
+It reads the head the store's writer already keeps in memory, so the decision path does no
+extra work at all: no read, no event, no signature. Signing and storing happen here, off the
+request path, at most once per poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from gateway.audit.checkpoints import Checkpoint, Signer
+
+log = structlog.get_logger("gateway.audit")
+
+
+class Checkpointer:
+    """Signs ``head()`` when it has moved ``every_events`` events or ``every_seconds`` seconds.
+
+    Args:
+        head: The committed chain head ``(seq, hash)``.
+        signer: Holds the private key.
+        save: Stores a checkpoint durably.
+        every_events: Sign once the head is this many events past the last checkpoint.
+        every_seconds: Sign a head that moved at all after this long.
+        last_seq: Seq of the newest stored checkpoint, so a restart does not re-sign it.
+    """
+
+    def __init__(
+        self,
+        head: Callable[[], tuple[int, str]],
+        signer: Signer,
+        save: Callable[[Checkpoint], Awaitable[None]],
+        *,
+        every_events: int = 1000,
+        every_seconds: float = 10.0,
+        last_seq: int = 0,
+    ) -> None:
+        if every_events < 1:
+            raise ValueError("every_events must be at least 1")
+        if every_seconds <= 0:
+            raise ValueError("every_seconds must be positive")
+        self._head = head
+        self._signer = signer
+        self._save = save
+        self._every_events = every_events
+        self._every_seconds = every_seconds
+        self._poll = min(every_seconds, 0.25)
+        self._last_seq = last_seq
+        self._last_time = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="audit-checkpointer")
+
+    async def stop(self) -> None:
+        """Stop polling and sign the final head, so a clean shutdown leaves the tail signed."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.checkpoint_now()
+
+    async def checkpoint_now(self) -> Checkpoint | None:
+        """Sign and store the head if it moved since the last checkpoint."""
+        seq, hash_ = self._head()
+        if seq <= self._last_seq:
+            return None
+        cp = self._signer.sign(seq, hash_, datetime.now(UTC))
+        await self._save(cp)
+        self._last_seq = seq
+        self._last_time = time.monotonic()
+        # The log line is a second, off-box copy of each checkpoint: deleting the checkpoints
+        # from the database together with the tail still leaves these behind.
+        log.info(
+            "audit.checkpoint",
+            seq=seq,
+            hash=hash_,
+            signed_at=cp.signed_at,
+            key_id=cp.key_id,
+            signature=cp.signature.hex(),
+        )
+        return cp
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll)
+            seq, _ = self._head()
+            moved = seq - self._last_seq
+            due = time.monotonic() - self._last_time >= self._every_seconds
+            if moved >= self._every_events or (moved > 0 and due):
+                try:
+                    await self.checkpoint_now()
+                except Exception:  # a failed checkpoint must not stop the next ones
+                    log.exception("audit.checkpoint_failed", seq=seq)

@@ -1,0 +1,230 @@
+"""Backends that speak the Open Inference Protocol v2 over gRPC (Triton, KServe, MLServer…).
+
+``OipBackend`` owns what belongs to one remote server: the channel (optionally TLS), the
+circuit breaker, retries of UNAVAILABLE within the call's deadline, and readiness.
+``OipApplicationModel`` is one application's view of it: the application's tensor mapping turns
+its input fields into named tensors and the answer's tensors back into output fields. Several
+applications may share one backend, and so its channel and circuit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import structlog
+
+from gateway._pb.inference import grpc_service_pb2 as pb
+from gateway._pb.inference import grpc_service_pb2_grpc as pb_grpc
+from gateway.backends.breaker import CircuitBreaker
+from gateway.backends.oip_wire import read_tensor, write_contents
+from gateway.backends.protocol import ModelError
+from gateway.backends.retry import backoff_delays
+from gateway.backends.tensors import Tensor, TensorError, decode, encode, project
+from gateway.policy import BackendSpec, OipMapping
+from gateway.types import JSONObject, ModelRef
+
+__all__ = ["OipApplicationModel", "OipBackend"]
+
+log = structlog.get_logger("gateway.backends.oip")
+
+# Statuses that say the server (not this request) is in trouble: they count toward opening the
+# circuit. INVALID_ARGUMENT and the like prove the server is up, and a caller must not be able
+# to open the circuit for everyone with bad input.
+_BACKEND_FAILURES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.ABORTED,
+    }
+)
+# Leave this much of the pipeline's timeout to the gRPC deadline's own expiry, so that a slow
+# backend is seen as DEADLINE_EXCEEDED (and counted) rather than as a cancelled call.
+_DEADLINE_MARGIN = 0.01
+# Don't start another attempt with less than this left before the deadline.
+_MIN_ATTEMPT = 0.005
+_READY_TIMEOUT = 1.0
+# A restarted backend should be found again within about a second, not after grpc's default
+# reconnect backoff (which grows to two minutes).
+_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+)
+
+
+class OipBackend:
+    """One remote Open Inference Protocol server and the model it serves for the gateway."""
+
+    def __init__(self, spec: BackendSpec) -> None:
+        if spec.target is None:
+            raise ValueError(f"backend {spec.name!r}: an oip backend needs a target")
+        self.spec = spec
+        self.breaker = CircuitBreaker(spec.circuit_failures, spec.circuit_cooldown)
+        # Read at build time, so a missing CA file stops start-up with the backend's name.
+        self._roots = Path(spec.tls_ca).read_bytes() if spec.tls and spec.tls_ca else None
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.GRPCInferenceServiceStub | None = None
+
+    @property
+    def ref(self) -> ModelRef:
+        return self.spec.ref()
+
+    async def start(self) -> None:
+        if self._channel is not None:
+            return
+        spec = self.spec
+        assert spec.target is not None
+        if spec.tls:
+            creds = grpc.ssl_channel_credentials(root_certificates=self._roots)
+            self._channel = grpc.aio.secure_channel(spec.target, creds, options=_CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.aio.insecure_channel(spec.target, options=_CHANNEL_OPTIONS)
+        self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
+
+    async def stop(self) -> None:
+        channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            await channel.close()
+
+    async def ready(self) -> bool:
+        """Whether the server says the model (at the policy's version) is ready."""
+        stub = self._stub
+        if stub is None:
+            return False
+        request = pb.ModelReadyRequest(name=self.spec.model, version=self.spec.version)
+        try:
+            response = await stub.ModelReady(request, timeout=_READY_TIMEOUT)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(response.ready)
+
+    async def predict(self, inputs: JSONObject, *, timeout: float) -> JSONObject:
+        """Never called: applications reach this backend through ``bind`` (their mapping).
+
+        The policy loader refuses an application on an oip backend without a tensor mapping.
+        """
+        raise ModelError(f"{self.spec.name}: no tensor mapping for this application")
+
+    def bind(self, mapping: OipMapping) -> OipApplicationModel:
+        """The ``ModelBackend`` one application calls, with that application's mapping."""
+        return OipApplicationModel(self, mapping)
+
+    async def infer(self, request: pb.ModelInferRequest, timeout: float) -> pb.ModelInferResponse:
+        """Call ModelInfer within ``timeout`` seconds; raise ModelError on any failure.
+
+        UNAVAILABLE is retried with backoff while the deadline allows; an open circuit fails at
+        once.
+        """
+        stub = self._stub
+        name = self.spec.name
+        if stub is None:
+            raise ModelError(f"{name}: backend not started")
+        breaker = self.breaker
+        if not breaker.allow():
+            raise ModelError(f"{name}: circuit open, next try in {breaker.retry_in():.1f}s")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout - _DEADLINE_MARGIN, _MIN_ATTEMPT)
+        delays = backoff_delays()
+        attempts = 0
+        try:
+            while True:
+                attempts += 1
+                try:
+                    response: pb.ModelInferResponse = await stub.ModelInfer(
+                        request, timeout=deadline - loop.time()
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    code = exc.code()
+                    if code is grpc.StatusCode.UNAVAILABLE:
+                        delay = next(delays)
+                        if loop.time() + delay + _MIN_ATTEMPT < deadline:
+                            await asyncio.sleep(delay)
+                            continue
+                    if code in _BACKEND_FAILURES:
+                        breaker.failure()
+                    else:
+                        breaker.success()
+                    raise ModelError(
+                        f"{name}: {code.name} after {attempts} attempt(s): {exc.details()}"
+                    ) from None
+                breaker.success()
+                return response
+        except asyncio.CancelledError:
+            breaker.release()
+            raise
+
+
+class OipApplicationModel:
+    """A ``ModelBackend``: one application's tensor mapping over a shared ``OipBackend``.
+
+    Only the backend's ``send_fields`` (when listed) ever leave the gateway: the input is cut
+    down to them before any tensor is built.
+    """
+
+    __slots__ = ("_backend", "_inputs", "_mapping", "_outputs")
+
+    def __init__(self, backend: OipBackend, mapping: OipMapping) -> None:
+        self._backend = backend
+        self._mapping = mapping
+        sent = backend.spec.send_fields
+        # With send_fields, only the tensors made of those fields go to the model; the others
+        # exist for the gateway's own callers and policies (the loader refuses mixed tensors).
+        self._inputs = tuple(
+            t
+            for t in mapping.inputs
+            if not sent or all(_inside(p, sent) for p in (t.fields or (t.field or "",)))
+        )
+        self._outputs = [
+            pb.ModelInferRequest.InferRequestedOutputTensor(name=t.name) for t in mapping.outputs
+        ]
+
+    @property
+    def ref(self) -> ModelRef:
+        return self._backend.ref
+
+    async def start(self) -> None:
+        return None  # the shared backend's lifecycle is its own
+
+    async def stop(self) -> None:
+        return None
+
+    async def ready(self) -> bool:
+        return await self._backend.ready()
+
+    async def predict(self, inputs: JSONObject, *, timeout: float) -> JSONObject:
+        spec = self._backend.spec
+        if spec.send_fields:
+            inputs = project(inputs, spec.send_fields)
+        try:
+            tensors = encode(inputs, self._inputs)
+        except TensorError as exc:
+            raise ModelError(f"{spec.name}: input {exc.field}: {exc.message}") from None
+        request = pb.ModelInferRequest(
+            model_name=spec.model, model_version=spec.version, outputs=self._outputs
+        )
+        for tensor in tensors:
+            write_contents(request.inputs.add(), tensor)
+        response = await self._backend.infer(request, timeout)
+        try:
+            return decode(_response_tensors(response), self._mapping.outputs, strict=False)
+        except TensorError as exc:
+            raise ModelError(f"{spec.name}: output {exc.field}: {exc.message}") from None
+
+
+def _inside(path: str, sent: tuple[str, ...]) -> bool:
+    return any(path == s or path.startswith(s + ".") for s in sent)
+
+
+def _response_tensors(response: pb.ModelInferResponse) -> dict[str, Tensor]:
+    raw = response.raw_output_contents
+    out: dict[str, Tensor] = {}
+    for i, tensor in enumerate(response.outputs):
+        contents = raw[i] if i < len(raw) else None
+        out[tensor.name] = read_tensor(tensor, contents, f"outputs[{i}]")
+    return out

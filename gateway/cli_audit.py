@@ -1,0 +1,433 @@
+"""``hitl-gateway audit …``: the auditors' command line.
+
+Works offline on a database file (a copy, or the live file: WAL lets it read while the gateway
+writes), or against a running gateway over gRPC with ``--target`` and an auditor key. Output is
+a table for people, JSON Lines or CSV for tools; ``verify`` exits non-zero and names the first
+bad event when anything is off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from gateway.audit.chain import canonical_json, format_ts
+from gateway.audit.checkpoints import (
+    KEY_FILE,
+    Checkpoint,
+    CheckpointError,
+    Signer,
+    load_public_key,
+    public_key_pem,
+)
+from gateway.audit.query import EventFilter
+from gateway.errors import InvalidInput
+from gateway.types import AuditEvent
+
+_COLUMNS = ("seq", "ts", "decision_id", "type", "actor", "trace_id", "span_id", "payload_digest")
+
+
+def _ts_arg(name: str) -> Callable[[str], datetime]:
+    def parse(text: str) -> datetime:
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name}: expected an ISO date or time such as 2025-01-31 or "
+                f"2025-01-31T08:00:00Z, got {text!r}"
+            ) from None
+        return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+    return parse
+
+
+def event_record(ev: AuditEvent) -> dict[str, Any]:
+    """One event as a flat JSON-able record (what JSON Lines and CSV print)."""
+    return {
+        "seq": ev.seq,
+        "ts": format_ts(ev.ts),
+        "decision_id": ev.decision_id,
+        "type": ev.type,
+        "actor": ev.actor,
+        "trace_id": ev.trace_id,
+        "span_id": ev.span_id,
+        "payload_digest": ev.payload_digest,
+        "payload": ev.payload,
+        "payload_erased": ev.payload is None,
+        "prev_hash": ev.prev_hash,
+        "hash": ev.hash,
+    }
+
+
+def write_events(events: Iterable[AuditEvent], fmt: str, out: TextIO) -> int:
+    """Write events as ``table``, ``jsonl`` or ``csv``, streaming; returns how many."""
+    n = 0
+    if fmt == "jsonl":
+        for ev in events:
+            out.write(orjson.dumps(event_record(ev)).decode() + "\n")
+            n += 1
+        return n
+    if fmt == "csv":
+        w = csv.writer(out)
+        w.writerow([*_COLUMNS, "payload"])
+        for ev in events:
+            rec = event_record(ev)
+            payload = "" if ev.payload is None else canonical_json(ev.payload).decode()
+            w.writerow([*(rec[c] for c in _COLUMNS), payload])
+            n += 1
+        return n
+    widths = (7, 27, 28, 18, 18, 32)
+    header = _COLUMNS[:6]
+    out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
+    for ev in events:
+        rec = event_record(ev)
+        cells = [str(rec[c]).ljust(w) for c, w in zip(header, widths, strict=True)]
+        out.write("  ".join(cells).rstrip() + "\n")
+        n += 1
+    return n
+
+
+# --- sources: a database file, or a running gateway -----------------------------------------
+
+
+class _Source:
+    def query(self, flt: EventFilter, limit: int) -> Iterator[AuditEvent]:
+        raise NotImplementedError
+
+    def trail(self, decision_id: str) -> list[AuditEvent]:
+        raise NotImplementedError
+
+    def export(self, first: int, last: int | None) -> Iterator[AuditEvent]:
+        raise NotImplementedError
+
+
+class _FileSource(_Source):
+    def __init__(self, path: Path) -> None:
+        from gateway.store.sqlite_audit import AuditFile
+
+        self.file = AuditFile(path)
+
+    def query(self, flt: EventFilter, limit: int) -> Iterator[AuditEvent]:
+        flt.validate()
+        for i, ev in enumerate(self.file.iter_query(flt)):
+            if limit and i >= limit:
+                return
+            yield ev
+
+    def trail(self, decision_id: str) -> list[AuditEvent]:
+        return self.file.trail(decision_id)
+
+    def export(self, first: int, last: int | None) -> Iterator[AuditEvent]:
+        return self.file.export(first, last)
+
+
+class _RemoteSource(_Source):
+    def __init__(self, target: str, key: str) -> None:
+        import grpc
+
+        from gateway._pb.hitl.audit.v1 import audit_pb2_grpc
+
+        self._channel = grpc.insecure_channel(target)
+        self._stub = audit_pb2_grpc.AuditServiceStub(self._channel)
+        self._md = (("authorization", f"Bearer {key}"),)
+
+    def query(self, flt: EventFilter, limit: int) -> Iterator[AuditEvent]:
+        from gateway.api.audit_converters import event_from_pb, filter_to_pb
+
+        token, n = "", 0
+        while True:
+            req = filter_to_pb(flt, page_size=min(limit - n, 1000) if limit else 1000)
+            req.page_token = token
+            resp = self._stub.QueryEvents(req, metadata=self._md)
+            for e in resp.events:
+                yield event_from_pb(e)
+                n += 1
+            token = resp.next_page_token
+            if not token or (limit and n >= limit):
+                return
+
+    def trail(self, decision_id: str) -> list[AuditEvent]:
+        from gateway._pb.hitl.audit.v1 import audit_pb2 as pb
+        from gateway.api.audit_converters import event_from_pb
+
+        resp = self._stub.GetTrail(pb.GetTrailRequest(decision_id=decision_id), metadata=self._md)
+        return [event_from_pb(e) for e in resp.events]
+
+    def export(self, first: int, last: int | None) -> Iterator[AuditEvent]:
+        from gateway._pb.hitl.audit.v1 import audit_pb2 as pb
+        from gateway.api.audit_converters import event_from_pb
+
+        req = pb.ExportEventsRequest(from_seq=first, to_seq=last or 0)
+        for e in self._stub.ExportEvents(req, metadata=self._md):
+            yield event_from_pb(e)
+
+
+def _source(args: argparse.Namespace, db: Path) -> _Source:
+    if args.target:
+        key = args.key or os.environ.get("HITL_AUDIT_KEY", "")
+        if not key:
+            raise InvalidInput(
+                "--key", "an auditor key is needed with --target (or HITL_AUDIT_KEY)"
+            )
+        return _RemoteSource(args.target, key)
+    if not db.exists():
+        raise FileNotFoundError(f"no database at {db}")
+    return _FileSource(db)
+
+
+def _run(fn: Callable[[], int]) -> int:
+    import grpc
+
+    try:
+        return fn()
+    except InvalidInput as exc:
+        print(f"error: {exc.field}: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_query(args: argparse.Namespace, db: Path) -> int:
+    flt = EventFilter(
+        since=args.since,
+        until=args.until,
+        application=args.app or "",
+        tier=args.tier or "",
+        decision_id=args.decision or "",
+        subject_ref=args.subject or "",
+        actor=args.actor or "",
+        type=args.type or "",
+        outcome=(args.outcome or "").upper(),
+        newest_first=not args.oldest_first,
+    )
+
+    def run() -> int:
+        if args.limit < 0:
+            raise InvalidInput("--limit", "must not be negative")
+        write_events(_source(args, db).query(flt, args.limit), args.format, sys.stdout)
+        return 0
+
+    return _run(run)
+
+
+def cmd_trail(args: argparse.Namespace, db: Path) -> int:
+    def run() -> int:
+        events = _source(args, db).trail(args.decision_id)
+        if not events:
+            print(f"error: no events for decision {args.decision_id!r}", file=sys.stderr)
+            return 1
+        write_events(events, args.format, sys.stdout)
+        return 0
+
+    return _run(run)
+
+
+def cmd_export(args: argparse.Namespace, db: Path) -> int:
+    def run() -> int:
+        if args.from_seq < 0 or args.to_seq < 0 or (args.to_seq and args.to_seq < args.from_seq):
+            raise InvalidInput("--to", "the seq range is empty or inverted")
+        events = _source(args, db).export(max(args.from_seq, 1), args.to_seq or None)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                n = write_events(events, args.format, out)
+        else:
+            n = write_events(events, args.format, sys.stdout)
+        print(f"exported {n} events", file=sys.stderr)
+        return 0
+
+    return _run(run)
+
+
+def _load_checkpoint(path: Path) -> Checkpoint:
+    doc = orjson.loads(path.read_bytes())
+    return Checkpoint(
+        seq=int(doc["seq"]),
+        hash=str(doc["hash"]),
+        signed_at=str(doc["signed_at"]),
+        key_id=str(doc["key_id"]),
+        signature=bytes.fromhex(doc["signature"]),
+        signed=bytes.fromhex(doc["signed"]),
+    )
+
+
+def checkpoint_record(cp: Checkpoint) -> dict[str, Any]:
+    return {
+        "seq": cp.seq,
+        "hash": cp.hash,
+        "signed_at": cp.signed_at,
+        "key_id": cp.key_id,
+        "signature": cp.signature.hex(),
+        "signed": cp.signed.hex(),
+    }
+
+
+def cmd_verify(args: argparse.Namespace, db: Path, data_dir: Path) -> int:
+    from gateway.store.sqlite_audit import AuditFile
+
+    if not db.exists():
+        print(f"error: no database at {db}", file=sys.stderr)
+        return 2
+    public_key = None
+    if args.public_key:
+        try:
+            public_key = load_public_key(args.public_key.read_bytes())
+        except (OSError, ValueError) as exc:
+            print(f"error: --public-key: {exc}", file=sys.stderr)
+            return 2
+    elif (data_dir / KEY_FILE).exists():
+        public_key = Signer.load_or_create(data_dir / KEY_FILE).public_key
+    extra: tuple[Checkpoint, ...] = ()
+    if args.checkpoint:
+        try:
+            extra = (_load_checkpoint(args.checkpoint),)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: --checkpoint: cannot read {args.checkpoint}: {exc}", file=sys.stderr)
+            return 2
+        if public_key is None:
+            print("error: --checkpoint needs --public-key to check it", file=sys.stderr)
+            return 2
+    try:
+        report = AuditFile(db).verify(1, None, public_key, extra)
+    except CheckpointError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    r = report.result
+    if not r.ok:
+        print(f"FAILED at event {r.first_bad_seq}: {r.reason}", file=sys.stderr)
+        return 1
+    signed = (
+        f", {report.checkpoints_checked} signed checkpoints checked"
+        if public_key is not None
+        else " (checkpoints not checked: no --public-key)"
+    )
+    print(f"ok: {r.checked} events verified{signed}; head seq {r.head_seq} {r.head_hash}")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace, db: Path) -> int:
+    from gateway.store.sqlite_audit import erase_payloads
+
+    if args.before is None and not args.subject:
+        print("error: erase needs --before DATE or --subject REF", file=sys.stderr)
+        return 2
+    if not db.exists():
+        print(f"error: no database at {db}", file=sys.stderr)
+        return 2
+    n = erase_payloads(db, before=args.before, subject_ref=args.subject or "")
+    print(f"erased {n} payloads (the chain still verifies through their digests)")
+    return 0
+
+
+def cmd_public_key(args: argparse.Namespace, data_dir: Path) -> int:
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        print(
+            f"error: no signing key at {path}; it is created when the gateway first starts",
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.write(public_key_pem(Signer.load_or_create(path).public_key))
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace, db: Path) -> int:
+    from gateway.store.sqlite_audit import AuditFile
+
+    if not db.exists():
+        print(f"error: no database at {db}", file=sys.stderr)
+        return 2
+    cp = AuditFile(db).latest_checkpoint()
+    if cp is None:
+        print("error: no checkpoint yet", file=sys.stderr)
+        return 1
+    print(orjson.dumps(checkpoint_record(cp)).decode())
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+def add_audit_parser(
+    sub: Any,
+    common: Callable[[argparse.ArgumentParser], None],
+    paths: Callable[[argparse.Namespace], tuple[Path, Path]],
+) -> None:
+    """Add ``audit …`` to the top-level parser; ``paths(args)`` gives (db, data dir)."""
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+
+    def db_args(p: argparse.ArgumentParser, remote: bool) -> None:
+        common(p)
+        p.add_argument("--db", type=Path, help="database file (default <data-dir>/gateway.db)")
+        if remote:
+            p.add_argument("--target", help="a running gateway's gRPC address instead of --db")
+            p.add_argument("--key", help="auditor API key for --target (or HITL_AUDIT_KEY)")
+
+    def fmt(p: argparse.ArgumentParser, default: str = "table") -> None:
+        p.add_argument("--format", choices=("table", "jsonl", "csv"), default=default)
+
+    p = audit.add_parser("query", help="search events")
+    db_args(p, True)
+    fmt(p)
+    p.add_argument("--since", type=_ts_arg("--since"), help="events at or after (ISO time)")
+    p.add_argument("--until", type=_ts_arg("--until"), help="events before (ISO time)")
+    p.add_argument("--app", help="application")
+    p.add_argument("--tier")
+    p.add_argument("--decision", help="decision id")
+    p.add_argument("--subject", help="subject reference")
+    p.add_argument("--actor", help="e.g. app:<key id>, user:<name>, system")
+    p.add_argument("--type", help="event type, e.g. decision.reviewed")
+    p.add_argument("--outcome", help="decision status, e.g. APPROVED")
+    p.add_argument("--oldest-first", action="store_true")
+    p.add_argument("--limit", type=int, default=100, help="most events to print; 0 for all")
+    p.set_defaults(func=lambda a: cmd_query(a, paths(a)[0]))
+
+    p = audit.add_parser("trail", help="every event of one decision, in order")
+    db_args(p, True)
+    fmt(p)
+    p.add_argument("decision_id")
+    p.set_defaults(func=lambda a: cmd_trail(a, paths(a)[0]))
+
+    p = audit.add_parser("export", help="stream events of a seq range")
+    db_args(p, True)
+    fmt(p, "jsonl")
+    p.add_argument("--from", dest="from_seq", type=int, default=1, help="first seq")
+    p.add_argument("--to", dest="to_seq", type=int, default=0, help="last seq (0: the head)")
+    p.add_argument("--output", type=Path, help="file to write (default stdout)")
+    p.set_defaults(func=lambda a: cmd_export(a, paths(a)[0]))
+
+    p = audit.add_parser("verify", help="verify the hash chain and signed checkpoints (offline)")
+    db_args(p, False)
+    p.add_argument("--public-key", type=Path, help="PEM from `audit public-key`")
+    p.add_argument("--checkpoint", type=Path, help="a checkpoint saved by `audit checkpoint`")
+    p.set_defaults(func=lambda a: cmd_verify(a, *paths(a)))
+
+    p = audit.add_parser("erase", help="erase payloads (the chain keeps their digests)")
+    db_args(p, False)
+    p.add_argument("--before", type=_ts_arg("--before"), help="events older than (ISO time)")
+    p.add_argument("--subject", help="events of decisions about this subject reference")
+    p.set_defaults(func=lambda a: cmd_erase(a, paths(a)[0]))
+
+    p = audit.add_parser("public-key", help="print the checkpoint signing public key (PEM)")
+    common(p)
+    p.set_defaults(func=lambda a: cmd_public_key(a, paths(a)[1]))
+
+    p = audit.add_parser("checkpoint", help="print the latest signed checkpoint (JSON)")
+    db_args(p, False)
+    p.set_defaults(func=lambda a: cmd_checkpoint(a, paths(a)[0]))

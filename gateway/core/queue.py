@@ -1,0 +1,327 @@
+"""The review queue as people work it: pages, claims (leases), verdicts, QA opinions, unmasking.
+
+Every rule about who may do what lives here, not in the web routes: reviewers and seniors
+decide items of their groups and only while they hold the item's lease; auditors and admins
+read and never decide; personal data is unmasked only for roles allowed to see it, and every
+unmasking is an audit event. Verdicts go through `ReviewService`, the one place that records
+them and wakes waiting callers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.core.masking import mask
+from gateway.core.reviews import Reviewer, ReviewService
+from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from gateway.policy import PolicySet
+from gateway.store.protocol import QueueCursor, ReviewStore
+from gateway.types import (
+    Account,
+    AuditDraft,
+    Decision,
+    JSONObject,
+    QueueItem,
+    Role,
+    TaskKind,
+    Verdict,
+)
+
+DECIDING_ROLES = frozenset({Role.REVIEWER, Role.SENIOR})
+UNMASKING_ROLES = frozenset({Role.SENIOR, Role.AUDITOR})
+ALL_SEEING_ROLES = frozenset({Role.AUDITOR, Role.ADMIN})
+"""Read-only roles that see every group's items."""
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    items: list[QueueItem]
+    next: QueueCursor | None
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """Everything the item page shows, with personal data masked unless asked and allowed."""
+
+    decision: Decision
+    task: QueueItem | None
+    input: JSONObject
+    masked: bool
+    sensitive_fields: tuple[str, ...]
+    claimed_by_me: bool
+    can_decide: bool
+    can_unmask: bool
+    qa_reviews: list[tuple[str, str, bool, str, datetime]]
+
+
+def _groups(account: Account) -> tuple[str, ...] | None:
+    return None if account.role in ALL_SEEING_ROLES else account.groups
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise InvalidInput("reason", f"at most {MAX_REASON} characters")
+    return reason
+
+
+def parse_override(model_output: JSONObject | None, fields: dict[str, str]) -> JSONObject:
+    """The model's output with the reviewer's changed fields, each checked against its type.
+
+    Only top-level numbers, strings and booleans of the model's output can be changed; the
+    result keeps every other field (e.g. the explanation) as the model gave it.
+
+    Raises:
+        InvalidInput: ``output.<field>`` names a field that cannot be changed or a bad value.
+    """
+    base = dict(model_output or {})
+    if not fields:
+        raise InvalidInput("output", "an override must change at least one field")
+    changed = False
+    for name, text in fields.items():
+        where = f"output.{name}"
+        if name not in base:
+            raise InvalidInput(where, "the model's output has no such field")
+        old = base[name]
+        text = text.strip()
+        value: Any
+        if isinstance(old, bool):
+            if text not in ("true", "false"):
+                raise InvalidInput(where, "expected true or false")
+            value = text == "true"
+        elif isinstance(old, int | float):
+            try:
+                value = float(text)
+            except ValueError:
+                raise InvalidInput(where, f"expected a number, got {text[:40]!r}") from None
+            if not math.isfinite(value):
+                raise InvalidInput(where, "expected a finite number")
+            if isinstance(old, int) and value.is_integer():
+                value = int(value)
+        elif isinstance(old, str):
+            if len(text) > 1000:
+                raise InvalidInput(where, "at most 1000 characters")
+            value = text
+        else:
+            raise InvalidInput(where, "only numbers, strings and booleans can be overridden")
+        changed = changed or value != old
+        base[name] = value
+    if not changed:
+        raise InvalidInput("output", "the override changes nothing; approve instead")
+    return base
+
+
+class ReviewQueue:
+    def __init__(
+        self,
+        store: ReviewStore,
+        reviews: ReviewService,
+        policies: PolicySet,
+        *,
+        lease: timedelta = timedelta(minutes=5),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._reviews = reviews
+        self._policies = policies
+        self._lease = lease
+        self._clock = clock
+
+    async def page(
+        self,
+        account: Account,
+        kind: TaskKind = TaskKind.DECISION,
+        *,
+        application: str | None = None,
+        tier: str | None = None,
+        after: QueueCursor | None = None,
+        limit: int = 50,
+    ) -> QueuePage:
+        """A page of the queue the account may see, most urgent first, with counts."""
+        groups = _groups(account)
+        items, cursor = await self._store.queue_page(
+            kind,
+            viewer=account.name,
+            now=self._clock(),
+            groups=groups,
+            application=application or None,
+            tier=tier or None,
+            after=after,
+            limit=limit,
+        )
+        counts = await self._store.queue_counts(kind, groups=groups)
+        return QueuePage(items, cursor, counts)
+
+    async def _task(self, account: Account, decision_id: str, kind: TaskKind) -> QueueItem:
+        task = await self._store.open_task(decision_id, kind)
+        if task is None:
+            raise NotFound("open review item", decision_id)
+        if account.role not in ALL_SEEING_ROLES and not set(task.task.groups) & set(account.groups):
+            raise PermissionDenied(
+                f"{account.name} is not in a group that reviews this item "
+                f"({', '.join(task.task.groups)})"
+            )
+        return task
+
+    async def open(
+        self, account: Account, decision_id: str, kind: TaskKind, *, claim: bool = True
+    ) -> ItemView:
+        """The item page's content; a reviewer opening an open item claims it for the lease.
+
+        Raises:
+            NotFound: No such decision.
+            PermissionDenied: The item belongs to groups the account is not in.
+        """
+        decision = await self._store.get_decision(decision_id)
+        if decision is None:
+            raise NotFound("decision", decision_id)
+        task = await self._store.open_task(decision_id, kind)
+        if task is not None:
+            task = await self._task(account, decision_id, kind)
+        elif account.role not in ALL_SEEING_ROLES:
+            raise NotFound("open review item", decision_id)
+        claimed = False
+        if task is not None and claim and account.role in DECIDING_ROLES:
+            try:
+                await self.claim(account, decision_id, kind)
+                claimed = True
+            except Conflict:
+                claimed = False
+            task = await self._store.open_task(decision_id, kind)
+        app = self._policies.applications.get(decision.application)
+        sensitive = app.sensitive_fields if app is not None else ()
+        return ItemView(
+            decision=decision,
+            task=task,
+            input=mask(decision.input, sensitive),
+            masked=bool(sensitive),
+            sensitive_fields=sensitive,
+            claimed_by_me=claimed,
+            can_decide=claimed and task is not None,
+            can_unmask=account.role in UNMASKING_ROLES and bool(sensitive),
+            qa_reviews=await self._store.qa_reviews_for(decision_id),
+        )
+
+    async def claim(self, account: Account, decision_id: str, kind: TaskKind) -> None:
+        """Lease an item to a reviewer so nobody else works it meanwhile.
+
+        Raises:
+            PermissionDenied: A read-only role, or not in the item's groups.
+            Conflict: Someone else holds the lease.
+        """
+        self._require_decider(account)
+        await self._task(account, decision_id, kind)
+        now = self._clock()
+        await self._store.claim_task(decision_id, kind, account.name, now, now + self._lease)
+
+    async def release(self, account: Account, decision_id: str, kind: TaskKind) -> None:
+        await self._store.release_task(decision_id, kind, account.name)
+
+    @staticmethod
+    def _require_decider(account: Account) -> None:
+        if account.role not in DECIDING_ROLES:
+            raise PermissionDenied(f"role {account.role.value} may read but not decide")
+
+    async def _require_lease(self, account: Account, decision_id: str, kind: TaskKind) -> None:
+        self._require_decider(account)
+        task = await self._task(account, decision_id, kind)
+        until = task.claimed_until
+        if task.claimed_by != account.name or until is None or until < self._clock():
+            holder = task.claimed_by
+            if holder and holder != account.name and until is not None and until >= self._clock():
+                raise Conflict(f"decision {decision_id} is being reviewed by {holder}")
+            raise Conflict(f"open decision {decision_id} first: your claim on it has expired")
+
+    async def decide(
+        self,
+        account: Account,
+        decision_id: str,
+        verdict: Verdict,
+        reason: str = "",
+        override_fields: dict[str, str] | None = None,
+    ) -> Decision:
+        """Give a verdict on a held decision the account has claimed.
+
+        Raises:
+            PermissionDenied: A role that may not decide, another group's item, or a second
+                approval by the same person.
+            Conflict: The item is leased to someone else, the lease expired, or the decision
+                changed meanwhile.
+            InvalidInput: A missing reason, or an override with a bad field.
+        """
+        reason = _reason(reason)
+        await self._require_lease(account, decision_id, TaskKind.DECISION)
+        output: JSONObject | None = None
+        if verdict is Verdict.OVERRIDE:
+            if not reason:
+                raise InvalidInput("reason", "a reason is required to override")
+            decision = await self._store.get_decision(decision_id)
+            if decision is None:
+                raise NotFound("decision", decision_id)
+            output = parse_override(decision.model_output, override_fields or {})
+        reviewer = Reviewer(account.name, account.role.value)
+        return await self._reviews.submit(decision_id, reviewer, verdict, reason, output)
+
+    async def qa(self, account: Account, decision_id: str, agree: bool, reason: str = "") -> None:
+        """Record agreement or disagreement with an automatic decision; it stays as it is.
+
+        Raises:
+            InvalidInput: Disagreement without a reason.
+            PermissionDenied, Conflict: As for `decide`.
+        """
+        reason = _reason(reason)
+        if not agree and not reason:
+            raise InvalidInput("reason", "say why you disagree")
+        await self._require_lease(account, decision_id, TaskKind.QA)
+        now = self._clock()
+        event = AuditDraft(
+            decision_id=decision_id,
+            type="decision.qa_reviewed",
+            actor=f"user:{account.name}",
+            payload={
+                "reviewer": account.name,
+                "role": account.role.value,
+                "agree": agree,
+                "reason": reason,
+            },
+            ts=now,
+        )
+        await self._store.record_qa(
+            decision_id,
+            reviewer=account.name,
+            role=account.role.value,
+            agree=agree,
+            reason=reason,
+            at=now,
+            event=event,
+        )
+
+    async def unmask(self, account: Account, decision_id: str) -> JSONObject:
+        """The decision's input with personal data, for roles allowed to see it (audited).
+
+        Raises:
+            PermissionDenied: The role may not see personal data.
+        """
+        if account.role not in UNMASKING_ROLES:
+            raise PermissionDenied(f"role {account.role.value} may not see personal data")
+        decision = await self._store.get_decision(decision_id)
+        if decision is None:
+            raise NotFound("decision", decision_id)
+        app = self._policies.applications.get(decision.application)
+        fields = list(app.sensitive_fields) if app is not None else []
+        await self._store.append_event(
+            AuditDraft(
+                decision_id=decision_id,
+                type="decision.unmasked",
+                actor=f"user:{account.name}",
+                payload={"reviewer": account.name, "role": account.role.value, "fields": fields},
+                ts=self._clock(),
+            )
+        )
+        return decision.input
