@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check unit bench protos clean
+.PHONY: run test check unit bench protos clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,14 @@ check: $(STAMP)
 	$(BIN)/ruff format --check gateway reviewer_ui tests bench fuzz
 	$(BIN)/mypy
 
-test: check
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; its own browser
+# download does not work offline). Installed when missing and running as root.
+system-deps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: system-deps check
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
