@@ -31,6 +31,7 @@ from gateway.api.http import health_app
 from gateway.api.inference import SERVICE as INFERENCE_SERVICE
 from gateway.api.inference import InferenceServicer
 from gateway.api.metrics import metrics_route
+from gateway.api.tls import check_bind, server_credentials
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.checkpoints import KEY_FILE, Checkpoint, Signer, public_key_pem
 from gateway.audit.service import AuditTrail
@@ -44,6 +45,7 @@ from gateway.core.limits import InputLimits
 from gateway.core.notifier import Notifier
 from gateway.core.pipeline import DecisionPipeline
 from gateway.core.queue import ReviewQueue
+from gateway.core.ratelimit import RateLimiter
 from gateway.core.reviews import ReviewService
 from gateway.core.sweeper import SlaSweeper
 from gateway.core.switches import KillSwitches
@@ -109,6 +111,9 @@ class Gateway:
 
     async def _start(self) -> None:
         s = self.settings
+        tls = s.tls_cert is not None
+        check_bind(s.grpc_host, tls, s.allow_insecure, "grpc_host")
+        check_bind(s.http_host, tls, s.allow_insecure, "http_host")
         setup_tracing()
         self.policies = load_policies(s.policies)
         s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +132,7 @@ class Gateway:
             paused=lambda: self.switches.paused_applications,
         )
         self.reviews = ReviewService(self.store, self.notifier)
-        self.auth = KeyAuthenticator(self.store)
+        self.auth = KeyAuthenticator(self.store, limiter=RateLimiter(s.rate_limit, s.rate_burst))
         await self._start_reviewing()
         await self._start_audit()
         await self._start_grpc()
@@ -209,7 +214,12 @@ class Gateway:
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(names, server)
-        self.grpc_port = server.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
+        address = f"{s.grpc_host}:{s.grpc_port}"
+        if s.tls_cert is not None and s.tls_key is not None:
+            creds = server_credentials(s.tls_cert, s.tls_key, s.tls_client_ca)
+            self.grpc_port = server.add_secure_port(address, creds)
+        else:
+            self.grpc_port = server.add_insecure_port(address)
         if self.grpc_port == 0:
             raise OSError(f"cannot bind gRPC to {s.grpc_host}:{s.grpc_port}")
         await server.start()
@@ -253,6 +263,8 @@ class Gateway:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=int(s.shutdown_grace),
+            ssl_certfile=s.tls_cert,
+            ssl_keyfile=s.tls_key,
         )
         self._http = _EmbeddedUvicorn(config)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))

@@ -175,14 +175,26 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     if args.role == "app" and not args.app:
         print("error: --app: an application key needs at least one application", file=sys.stderr)
         return 2
-    token, record = new_key(tuple(sorted(set(args.app))), role=args.role)
+    apps = tuple(sorted(set(args.app)))
+    if args.client_cn:
+        from gateway.core.auth import certificate_identity
+
+        try:
+            record = certificate_identity(args.client_cn, apps, role=args.role)
+        except ValueError as exc:
+            print(f"error: --client-cn: {exc}", file=sys.stderr)
+            return 2
+        token = ""
+    else:
+        token, record = new_key(apps, role=args.role)
 
     async def create(store: Any) -> int:
         await store.add_api_key(record)
         return 0
 
     rc = _run(_with_store(settings, create))
-    print(token)
+    if token:
+        print(token)
     scope = ", ".join(record.applications) if record.role == "app" else "the audit trail"
     print(f"key id {record.key_id} ({record.role}) for {scope}", file=sys.stderr)
     return rc
@@ -261,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("app", "auditor", "admin"),
         default="app",
         help="app keys decide for --app; auditor and admin keys read the audit trail",
+    )
+    p.add_argument(
+        "--client-cn",
+        help="register a client certificate's common name (mutual TLS) instead of a key",
     )
     p.set_defaults(func=cmd_keys_create)
     p = keys.add_parser("revoke", help="revoke a key by its id")

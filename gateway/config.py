@@ -52,6 +52,19 @@ class Settings:
     audit_checkpoint_seconds: float = 10.0
     """Sign a chain head that moved at all after this many seconds."""
 
+    tls_cert: Path | None = None
+    """PEM certificate chain for gRPC and HTTP; with ``tls_key`` turns TLS on."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle; when set, gRPC clients must present a certificate it signed (mTLS)."""
+    allow_insecure: bool = False
+    """Serve plaintext on a non-loopback address (only behind a proxy that terminates TLS)."""
+    rate_limit: float = 1000.0
+    """Calls per second one API key or client certificate may make on one replica."""
+    rate_burst: float = 2000.0
+    """Calls a key may make at once after being idle."""
+
     @property
     def store_url(self) -> str:
         return self.store or f"sqlite:///{self.data_dir / 'gateway.db'}"
@@ -61,7 +74,11 @@ _TYPES: dict[str, type] = {"grpc_port": int, "http_port": int, "max_message_byte
 _TYPES |= {"max_concurrent_rpcs": int, "shutdown_grace": float}
 _TYPES |= {"review_lease": float, "sla_sweep_interval": float, "session_idle": float}
 _TYPES |= {"audit_checkpoint_events": int, "audit_checkpoint_seconds": float}
-_PATHS = {"data_dir", "policies"}
+_TYPES |= {"rate_limit": float, "rate_burst": float}
+_PATHS = {"data_dir", "policies", "tls_cert", "tls_key", "tls_client_ca"}
+_BOOLS = {"allow_insecure"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
 class ConfigError(ValueError):
@@ -71,7 +88,14 @@ class ConfigError(ValueError):
 def _coerce(name: str, value: Any, source: str) -> Any:
     try:
         if name in _PATHS:
-            return Path(str(value))
+            return Path(str(value)) if str(value) else None
+        if name in _BOOLS:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in _TRUE | _FALSE:
+                raise ValueError(text)
+            return text in _TRUE
         kind = _TYPES.get(name, str)
         return kind(value)
     except (TypeError, ValueError):
@@ -107,4 +131,11 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ConfigError("tls_cert and tls_key: set both to turn TLS on, or neither")
+    if settings.tls_client_ca is not None and settings.tls_cert is None:
+        raise ConfigError("tls_client_ca: mutual TLS needs tls_cert and tls_key as well")
+    if settings.rate_limit <= 0 or settings.rate_burst < 1:
+        raise ConfigError("rate_limit must be positive and rate_burst at least 1")
+    return settings

@@ -23,7 +23,11 @@ STATUS: dict[type[BaseException], grpc.StatusCode] = {
     errors.ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DecisionPending: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.PolicyError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+"""gRPC's standard server pushback: clients with a retry policy wait this long."""
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode | None:
@@ -36,11 +40,13 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
 
 
 def trailers_for(exc: BaseException) -> tuple[tuple[str, str], ...]:
-    """Trailing metadata that lets the caller find the decision an error refers to.
+    """Trailing metadata: the decision an error refers to, or when to retry.
 
     Every error raised after a decision was recorded carries its id as ``decision_id``
     (ModelUnavailable, DecisionRefused, DecisionPending).
     """
+    if isinstance(exc, errors.RateLimited):
+        return ((RETRY_PUSHBACK_KEY, str(max(1, round(exc.retry_after * 1000)))),)
     decision_id = getattr(exc, "decision_id", None)
     if isinstance(decision_id, str) and decision_id:
         return ((DECISION_ID_KEY, decision_id),)

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry import propagate, trace
 
 from gateway.api.errors import status_for, trailers_for
+from gateway.api.tls import client_common_name
 from gateway.core.auth import KeyAuthenticator, Principal
 from gateway.errors import InvalidInput, TooLarge
 from gateway.telemetry import metrics
@@ -92,7 +93,10 @@ class _Call:
     async def principal(
         self, request: Any, context: grpc.aio.ServicerContext[Any, Any], md: dict[str, str]
     ) -> Principal:
-        principal = await self.auth.authenticate(md.get("authorization"))
+        header = md.get("authorization")
+        principal = await self.auth.admit(
+            header, client_common_name(context) if header is None else None
+        )
         if self.roles is not None:
             principal.require_role(self.roles)
         if isinstance(request, Malformed):

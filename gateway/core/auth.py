@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from gateway.core.ratelimit import RateLimiter
 from gateway.errors import PermissionDenied, Unauthenticated
 from gateway.store.protocol import Store
 from gateway.types import ApiKey
@@ -74,6 +75,30 @@ def new_key(applications: tuple[str, ...], role: str = "app") -> tuple[str, ApiK
     return f"{_PREFIX}{key_id}_{secret}", record
 
 
+CERT_PREFIX = "cn:"
+"""Key id prefix of records that identify a client certificate's common name (mutual TLS)."""
+
+
+def certificate_identity(
+    common_name: str, applications: tuple[str, ...], role: str = "app"
+) -> ApiKey:
+    """A record that lets the client certificate with ``common_name`` act like an API key.
+
+    It has no secret: a bearer token can never match it, only a verified certificate can.
+    """
+    if role not in KEY_ROLES:
+        raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}, not {role!r}")
+    if not common_name or len(common_name) > 128:
+        raise ValueError("common name must be 1 to 128 characters")
+    return ApiKey(
+        key_id=f"{CERT_PREFIX}{common_name}",
+        secret_hash="",
+        applications=applications,
+        created_at=datetime.now(UTC),
+        role=role,
+    )
+
+
 def parse_bearer(header: str | None) -> tuple[str, str]:
     """Split ``Bearer hitl_<id>_<secret>`` into (key id, secret) or raise Unauthenticated."""
     if not header:
@@ -94,11 +119,53 @@ class KeyAuthenticator:
     working on this replica.
     """
 
-    def __init__(self, store: Store, *, ttl: float = 30.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl: float = 30.0,
+        max_entries: int = 10_000,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self._store = store
+        self._limiter = limiter
         self._ttl = ttl
         self._max = max_entries
         self._cache: dict[str, tuple[Principal, float]] = {}
+
+    async def admit(self, header: str | None, common_name: str | None = None) -> Principal:
+        """Authenticate a call (bearer key, else a verified client certificate) and take one
+        unit of the caller's rate limit.
+
+        Raises:
+            Unauthenticated: no valid credentials.
+            RateLimited: the caller is over its rate.
+        """
+        if header is None and common_name is not None:
+            principal = await self.authenticate_certificate(common_name)
+        else:
+            principal = await self.authenticate(header)
+        if self._limiter is not None:
+            self._limiter.acquire(principal.key_id)
+        return principal
+
+    async def authenticate_certificate(self, common_name: str) -> Principal:
+        """The principal registered for a verified client certificate's common name."""
+        key_id = f"{CERT_PREFIX}{common_name}"
+        now = time.monotonic()
+        hit = self._cache.get(key_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        record = await self._store.get_api_key(key_id)
+        if record is None or record.revoked:
+            raise Unauthenticated(f"client certificate {common_name!r} is not registered")
+        principal = Principal(
+            key_id=key_id, applications=frozenset(record.applications), role=record.role
+        )
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[key_id] = (principal, now + self._ttl)
+        return principal
 
     async def authenticate(self, header: str | None) -> Principal:
         now = time.monotonic()

@@ -116,6 +116,8 @@ def test_tls_mounts_the_secret() -> None:
     kinds = render({"tls": {"enabled": True, "secretName": "gw-tls"}})
     c = container(kinds)
     assert env(c)["HITL_TLS_CERT"] == "/etc/hitl-gateway/tls/tls.crt"
+    assert "HITL_ALLOW_INSECURE" not in env(c)
+    assert env(container(render({})))["HITL_ALLOW_INSECURE"] == "1"
     assert c["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
     volumes = {v["name"]: v for v in kinds["Deployment"][0]["spec"]["template"]["spec"]["volumes"]}
     assert volumes["tls"]["secret"]["secretName"] == "gw-tls"
@@ -143,6 +145,12 @@ def test_schema_rejects_invalid_values(values: dict[str, Any], where: str) -> No
     """Invalid values are refused by values.schema.json, naming the key."""
     with pytest.raises(helm.HelmValuesError, match=where):
         helm.Chart.load(str(CHART)).validate_schema(values)
+
+
+def test_plaintext_must_be_allowed_or_tls_enabled() -> None:
+    """Refusing plaintext without enabling TLS fails to render instead of a pod that won't start."""
+    with pytest.raises(helm.HelmError, match="allowPlaintext"):
+        helm.Chart.load(str(CHART)).render({"tls": {"allowPlaintext": False}}, name="bank")
 
 
 def test_postgresql_mode_requires_the_secret() -> None:

@@ -46,3 +46,26 @@ def test_bad_environment_value_is_named() -> None:
     """A non-numeric port in the environment names the variable."""
     with pytest.raises(ConfigError, match="HITL_GRPC_PORT"):
         load_settings(environ={"HITL_GRPC_PORT": "x"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "fragment"),
+    [
+        ({"HITL_TLS_CERT": "/a.crt"}, "tls_cert and tls_key"),
+        ({"HITL_TLS_CLIENT_CA": "/ca.pem"}, "tls_client_ca"),
+        ({"HITL_ALLOW_INSECURE": "perhaps"}, "HITL_ALLOW_INSECURE"),
+        ({"HITL_RATE_LIMIT": "0"}, "rate_limit"),
+    ],
+)
+def test_inconsistent_security_settings_are_refused(environ: dict[str, str], fragment: str) -> None:
+    """Half a TLS configuration, an unreadable boolean or a zero rate limit stop start-up."""
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(environ=environ)
+
+
+def test_tls_and_boolean_settings_from_environment() -> None:
+    """TLS paths and yes/no switches are read from HITL_* variables."""
+    s = load_settings(
+        environ={"HITL_TLS_CERT": "/c.pem", "HITL_TLS_KEY": "/k.pem", "HITL_ALLOW_INSECURE": "yes"}
+    )
+    assert (s.tls_cert, s.tls_key, s.allow_insecure) == (Path("/c.pem"), Path("/k.pem"), True)
