@@ -37,7 +37,7 @@ from gateway.audit.checkpoints import KEY_FILE, Checkpoint, Signer, public_key_p
 from gateway.audit.service import AuditTrail
 from gateway.backends.protocol import ModelBackend
 from gateway.backends.registry import application_backends, build_backend
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings, sso_config
 from gateway.core.accounts import AccountService
 from gateway.core.auth import KeyAuthenticator
 from gateway.core.inference import InferenceService
@@ -47,8 +47,10 @@ from gateway.core.pipeline import DecisionPipeline
 from gateway.core.queue import ReviewQueue
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.reviews import ReviewService
+from gateway.core.sso import TrustedHeaderSso
 from gateway.core.sweeper import SlaSweeper
 from gateway.core.switches import KillSwitches
+from gateway.core.vault import Vault, VaultError
 from gateway.policy import PolicySet, load_policies
 from gateway.store import open_store, sqlite_path
 from gateway.store.protocol import ReviewStore, Store
@@ -98,6 +100,7 @@ class Gateway:
     accounts: AccountService
     switches: KillSwitches
     queue: ReviewQueue
+    vault: Vault
 
     async def start(self) -> None:
         if self._started:
@@ -117,6 +120,10 @@ class Gateway:
         setup_tracing()
         self.policies = load_policies(s.policies)
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.vault = Vault.load(s.data_dir, s.data_key)
+        except VaultError as exc:  # a bad key ring stops start-up with a one-line message
+            raise ConfigError(f"data_key: {exc}") from None
         self._store = self.store = open_store(s.store_url)
         await self.store.start()
         for name, spec in self.policies.backends.items():
@@ -130,6 +137,7 @@ class Gateway:
             store=self.store,
             notifier=self.notifier,
             paused=lambda: self.switches.paused_applications,
+            vault=self.vault,
         )
         self.reviews = ReviewService(self.store, self.notifier)
         self.auth = KeyAuthenticator(self.store, limiter=RateLimiter(s.rate_limit, s.rate_burst))
@@ -163,7 +171,11 @@ class Gateway:
                 flush=True,
             )
         self.queue = ReviewQueue(
-            store, self.reviews, self.policies, lease=timedelta(seconds=s.review_lease)
+            store,
+            self.reviews,
+            self.policies,
+            lease=timedelta(seconds=s.review_lease),
+            vault=self.vault,
         )
         self._sweeper = SlaSweeper(
             store, self.policies, self.notifier, interval=s.sla_sweep_interval
@@ -179,6 +191,8 @@ class Gateway:
             switches=self.switches,
             notifier=self.notifier,
             policies=self.policies,
+            audit=self.audit,
+            sso=TrustedHeaderSso(sso_config(s)),
         )
         sessions = Sessions(load_secret(s.data_dir), idle=s.session_idle)
         return [
@@ -265,6 +279,9 @@ class Gateway:
             timeout_graceful_shutdown=int(s.shutdown_grace),
             ssl_certfile=s.tls_cert,
             ssl_keyfile=s.tls_key,
+            # The client address is the TCP peer, never an X-Forwarded-For value: the SSO
+            # trusted-proxy check and the sign-in throttle must not believe a claimed address.
+            proxy_headers=False,
         )
         self._http = _EmbeddedUvicorn(config)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))

@@ -330,6 +330,11 @@ def cmd_erase(args: argparse.Namespace, db: Path) -> int:
         return 2
     n = erase_payloads(db, before=args.before, subject_ref=args.subject or "")
     print(f"erased {n} payloads (the chain still verifies through their digests)")
+    if args.subject:
+        from gateway.store.erasure import erase_subject_inputs
+
+        m = erase_subject_inputs(db, args.subject)
+        print(f"erased the stored input of {m} decisions about the subject")
     return 0
 
 
@@ -421,7 +426,9 @@ def add_audit_parser(
     p = audit.add_parser("erase", help="erase payloads (the chain keeps their digests)")
     db_args(p, False)
     p.add_argument("--before", type=_ts_arg("--before"), help="events older than (ISO time)")
-    p.add_argument("--subject", help="events of decisions about this subject reference")
+    p.add_argument(
+        "--subject", help="events and stored inputs of decisions about this subject reference"
+    )
     p.set_defaults(func=lambda a: cmd_erase(a, paths(a)[0]))
 
     p = audit.add_parser("public-key", help="print the checkpoint signing public key (PEM)")

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from gateway.core.sso import SsoConfig
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -64,10 +66,30 @@ class Settings:
     """Calls per second one API key or client certificate may make on one replica."""
     rate_burst: float = 2000.0
     """Calls a key may make at once after being idle."""
+    data_key: str = field(default="", repr=False)
+    """Data keys sealing ``sensitive_fields`` at rest (``HITL_DATA_KEY``): base64 AES-256 keys,
+    comma-separated, newest last; empty means ``<data_dir>/data.keys``, created at first start."""
+    sso_user_header: str = ""
+    """Header a trusted proxy sets to the signed-in user (e.g. ``X-Forwarded-User``); empty
+    turns trusted-header SSO off."""
+    sso_groups_header: str = "X-Forwarded-Groups"
+    """Header with the user's groups, comma-separated; they become the reviewer's groups."""
+    sso_role_map: str = ""
+    """``group=role`` pairs, comma-separated; the first pair whose group the user has wins."""
+    sso_trusted_proxies: str = ""
+    """Addresses or CIDRs, comma-separated, of the proxies allowed to send the SSO headers."""
 
     @property
     def store_url(self) -> str:
         return self.store or f"sqlite:///{self.data_dir / 'gateway.db'}"
+
+
+def sso_config(settings: Settings) -> SsoConfig:
+    """The trusted-header SSO part of the settings; raises ValueError naming a bad setting."""
+    s = settings
+    return SsoConfig.parse(
+        s.sso_user_header, s.sso_groups_header, s.sso_role_map, s.sso_trusted_proxies
+    )
 
 
 _TYPES: dict[str, type] = {"grpc_port": int, "http_port": int, "max_message_bytes": int}
@@ -138,4 +160,8 @@ def load_settings(
         raise ConfigError("tls_client_ca: mutual TLS needs tls_cert and tls_key as well")
     if settings.rate_limit <= 0 or settings.rate_burst < 1:
         raise ConfigError("rate_limit must be positive and rate_burst at least 1")
+    try:
+        sso_config(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return settings

@@ -8,6 +8,7 @@ JavaScript; the small script only refreshes the queue when the server sends an e
 from __future__ import annotations
 
 import asyncio
+import html
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from gateway.audit.service import AuditTrail
 from gateway.core.accounts import AccountService
 from gateway.core.notifier import Notifier
 from gateway.core.queue import ReviewQueue
+from gateway.core.sso import TrustedHeaderSso
 from gateway.core.switches import KillSwitches
 from gateway.errors import (
     Conflict,
@@ -36,6 +39,7 @@ from gateway.errors import (
 )
 from gateway.policy import PolicySet
 from gateway.types import Account, Role, TaskKind, Verdict
+from reviewer_ui.audit_pages import audit_routes
 from reviewer_ui.charts import explanation_chart
 from reviewer_ui.sessions import Session, Sessions, csrf_ok
 
@@ -68,6 +72,10 @@ class UiServices:
     switches: KillSwitches
     notifier: Notifier
     policies: PolicySet
+    sso: TrustedHeaderSso | None = None
+    """Trusted-header single sign-on; None (or not configured) means password sign-in only."""
+    audit: AuditTrail | None = None
+    """Serves the read-only auditor pages; without it they are not mounted."""
 
 
 def status_for(exc: GatewayError) -> int:
@@ -89,14 +97,20 @@ def _cursor(text: str) -> tuple[str, int, int] | None:
         raise InvalidInput("after", "not a queue position from this page") from None
 
 
-def build_app(services: UiServices, sessions: Sessions) -> Starlette:
-    """The UI as an ASGI app, to mount at `PREFIX`."""
+def template_env() -> Environment:
+    """The page templates, every value HTML-escaped unless marked safe."""
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         enable_async=False,
     )
     env.globals["prefix"] = PREFIX
+    return env
+
+
+def build_app(services: UiServices, sessions: Sessions) -> Starlette:
+    """The UI as an ASGI app, to mount at `PREFIX`."""
+    env = template_env()
     ui = _Routes(services, sessions, env)
     return Starlette(
         routes=[
@@ -113,6 +127,7 @@ def build_app(services: UiServices, sessions: Sessions) -> Starlette:
             Route("/events", ui.events, methods=["GET"]),
             Route("/admin/switches", ui.switches, methods=["GET"]),
             Route("/admin/switches", ui.set_switch, methods=["POST"]),
+            *(audit_routes(ui, services.audit) if services.audit is not None else []),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )
@@ -150,16 +165,57 @@ class _Routes:
         self.sessions.set_cookie(response, session, secure=request.url.scheme == "https")
         return response
 
-    async def guard(self, request: Request, handler: Handler, *, post: bool = False) -> Response:
-        """Signed-in account, CSRF on POST, and domain errors shown as a page."""
+    def _sso_account(self, request: Request) -> Account | None:
+        """The account a trusted proxy asserts; raises for headers that may not be believed."""
+        sso = self.s.sso
+        if sso is None:
+            return None
+        headers = request.headers
+        return sso.account_for(
+            request.client.host if request.client else "",
+            headers.get(sso.config.user_header),
+            headers.get(sso.config.groups_header),
+        )
+
+    async def _signed_in(self, request: Request) -> tuple[Session | None, Account | None]:
+        """The request's session and account: from a trusted proxy's headers, else the cookie."""
         session = self.sessions.get(request)
+        asserted = self._sso_account(request)
+        if asserted is not None:
+            stored = await self.s.accounts.get(asserted.name)
+            if stored is not None and stored.disabled:
+                raise PermissionDenied(f"account {asserted.name} is disabled")
+            if session is None or not session.sso or session.user != asserted.name:
+                # A new session id and CSRF token whenever the asserted person changes, so a
+                # POST is still only accepted with a token from a page this person was shown.
+                session = self.sessions.sign_in(session, asserted.name, sso=True)
+            return session, asserted
         if session is None or session.user is None:
-            if post:
-                return HTMLResponse("Sign in first.", status_code=401, headers=SECURITY_HEADERS)
-            return RedirectResponse(f"{PREFIX}/login", status_code=303)
+            return session, None
+        if session.sso:  # the proxy stopped vouching for this person
+            self.sessions.end(session)
+            return None, None
         account = await self.s.accounts.get(session.user)
         if account is None or account.disabled:
             self.sessions.end(session)
+            return None, None
+        return session, account
+
+    @staticmethod
+    def refusal(exc: GatewayError) -> Response:
+        return HTMLResponse(
+            html.escape(exc.message), status_code=status_for(exc), headers=SECURITY_HEADERS
+        )
+
+    async def guard(self, request: Request, handler: Handler, *, post: bool = False) -> Response:
+        """Signed-in account, CSRF on POST, and domain errors shown as a page."""
+        try:
+            session, account = await self._signed_in(request)
+        except GatewayError as exc:
+            return self.refusal(exc)
+        if session is None or account is None:
+            if post:
+                return HTMLResponse("Sign in first.", status_code=401, headers=SECURITY_HEADERS)
             return RedirectResponse(f"{PREFIX}/login", status_code=303)
         if post:
             form = await request.form()
@@ -188,12 +244,21 @@ class _Routes:
     # -- sign in / out -----------------------------------------------------------------------
 
     async def login_form(self, request: Request) -> Response:
+        try:
+            if self._sso_account(request) is not None:
+                return RedirectResponse(f"{PREFIX}/", status_code=303)
+        except GatewayError as exc:
+            return self.refusal(exc)
         session, _ = self.sessions.get_or_create(request)
         if session.user is not None:
             return self.redirect(request, session, "/")
         return self.render(request, session, "login.html", account=None)
 
     async def login(self, request: Request) -> Response:
+        try:
+            self._sso_account(request)  # identity headers from an untrusted peer are refused
+        except GatewayError as exc:
+            return self.refusal(exc)
         session, _ = self.sessions.get_or_create(request)
         form = await request.form()
         if not csrf_ok(session, form.get("csrf")):

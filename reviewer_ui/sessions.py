@@ -47,6 +47,8 @@ class Session:
     sid: str
     csrf: str
     user: str | None = None
+    sso: bool = False
+    """Signed in by a trusted proxy's headers: valid only while the proxy keeps sending them."""
     signed_in_at: float = 0.0
     last_seen: float = 0.0
     flash: list[tuple[str, str]] = field(default_factory=list)
@@ -103,11 +105,13 @@ class Sessions:
         session = self.get(request)
         return (session, False) if session is not None else (self._new(), True)
 
-    def sign_in(self, old: Session, user: str) -> Session:
+    def sign_in(self, old: Session | None, user: str, *, sso: bool = False) -> Session:
         """A fresh session for ``user``: a new id and CSRF token, so a planted id is useless."""
-        self._sessions.pop(old.sid, None)
+        if old is not None:
+            self._sessions.pop(old.sid, None)
         session = self._new()
         session.user = user
+        session.sso = sso
         session.signed_in_at = session.last_seen
         return session
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from gateway.audit.checkpoints import Checkpoint
+from gateway.audit.chain import GENESIS
+from gateway.audit.chain import verify as verify_events
+from gateway.audit.checkpoints import Checkpoint, CheckpointError
 from gateway.audit.query import (
     AuditLog,
     ChainReport,
@@ -18,6 +21,26 @@ from gateway.audit.query import (
 )
 from gateway.errors import InvalidInput, NotFound
 from gateway.types import AuditEvent
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEvent:
+    """One event of a trail with the result of checking it where it sits in the chain."""
+
+    event: AuditEvent
+    problem: str
+    """Empty when the event's hash, columns, payload and link to the event before it agree."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStatus:
+    """The whole chain checked, with the newest signed checkpoint."""
+
+    report: ChainReport | None
+    """None when a checkpoint signature did not verify (see ``problem``)."""
+    checkpoint: Checkpoint | None
+    problem: str
+    """Why the chain cannot be trusted, in words; empty when it verified."""
 
 
 class AuditTrail:
@@ -60,3 +83,33 @@ class AuditTrail:
         if cp is None:
             raise NotFound("checkpoint", "latest")
         return cp
+
+    async def checked_trail(self, decision_id: str) -> list[CheckedEvent]:
+        """`trail`, each event checked against its own stored bytes and its predecessor.
+
+        A trail's events are scattered along the chain, so each is checked on its own: the
+        event before it is read to confirm the link (a whole-chain run is `chain_status`).
+        """
+        checked = []
+        for ev in await self.trail(decision_id):
+            prev_hash = GENESIS
+            problem = ""
+            if ev.seq > 1:
+                before = [p async for p in self._log.export(ev.seq - 1, ev.seq - 1)]
+                if before:
+                    prev_hash = before[0].hash
+                else:
+                    problem = f"seq {ev.seq - 1}, the event before this one, is missing"
+            if not problem:
+                problem = verify_events([ev], start_prev_hash=prev_hash, start_seq=ev.seq).reason
+            checked.append(CheckedEvent(ev, problem))
+        return checked
+
+    async def chain_status(self) -> ChainStatus:
+        """Verify the whole chain and every signed checkpoint; never raises for bad data."""
+        cp = await self._log.latest_checkpoint()
+        try:
+            report = await self.verify()
+        except CheckpointError as exc:
+            return ChainStatus(None, cp, str(exc))
+        return ChainStatus(report, cp, report.result.reason)

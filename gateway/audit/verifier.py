@@ -117,7 +117,11 @@ def verify_rows(
                     payload is not None
                     and _PREFIX
                     + sha256(
-                        payload.encode() if type(payload) is str else bytes(payload)
+                        payload
+                        if type(payload) is bytes
+                        else payload.encode()
+                        if type(payload) is str
+                        else bytes(payload)
                     ).hexdigest()
                     != digest
                 ):

@@ -10,7 +10,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from gateway.core.auth import Principal
 from gateway.core.ids import new_decision_id
 from gateway.core.masking import mask
 from gateway.core.notifier import Change, Notifier
+from gateway.core.vault import Vault
 from gateway.errors import FailedPrecondition, ModelUnavailable, NotFound
 from gateway.policy import ApplicationPolicy, PolicyEvalError, PolicySet, TierSpec
 from gateway.store.protocol import Store
@@ -87,9 +88,12 @@ class DecisionPipeline:
         sampler: Callable[[], float] = random.random,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         paused: Callable[[], Mapping[str, bool]] = dict,
+        vault: Vault | None = None,
     ) -> None:
         """``paused`` gives the kill switch's paused application ids (an in-memory mapping),
-        each to True when its backend is paused too, so the model must not be called."""
+        each to True when its backend is paused too, so the model must not be called.
+        ``vault`` seals each application's ``sensitive_fields`` before they are stored."""
+        self._vault = vault
         self._policies = policies
         self._paused = paused
         self._backends = backends
@@ -106,8 +110,13 @@ class DecisionPipeline:
         return self._policies
 
     async def decide(self, cmd: DecideCommand, principal: Principal) -> Decision:
+        return self._reveal(await self._decide(cmd, principal))
+
+    async def _decide(self, cmd: DecideCommand, principal: Principal) -> Decision:
         app = self._policies.application(cmd.application)
         principal.require_application(app.id)
+        if app.input_schema is not None:
+            app.input_schema.check(cmd.input)
         if cmd.idempotency_key:
             existing = await self._store.find_by_idempotency_key(app.id, cmd.idempotency_key)
             if existing is not None:
@@ -235,12 +244,15 @@ class DecisionPipeline:
         held = out.status is Status.PENDING_REVIEW
         deadline = now + out.tier.sla if held and out.tier.sla is not None else None
         final_output = out.model_output if out.status is Status.APPROVED else None
+        stored_input = cmd.input
+        if self._vault is not None and app.sensitive_fields:
+            stored_input = self._vault.seal(cmd.input, app.sensitive_fields, decision_id)
         decision = Decision(
             id=decision_id,
             application=app.id,
             tier=out.tier.name,
             status=out.status,
-            input=cmd.input,
+            input=stored_input,
             model=app.backend.ref() if not out.tier.reject else None,
             model_output=out.model_output,
             final_output=final_output,
@@ -287,7 +299,15 @@ class DecisionPipeline:
         if decision is None:
             raise NotFound("decision", decision_id)
         principal.require_application(decision.application)
-        return decision
+        return self._reveal(decision)
+
+    def _reveal(self, decision: Decision) -> Decision:
+        """The decision with its sealed sensitive fields opened, for its own application."""
+        app = self._policies.applications.get(decision.application)
+        if self._vault is None or app is None or not app.sensitive_fields:
+            return decision
+        opened = self._vault.open(decision.input, app.sensitive_fields, decision.id)
+        return replace(decision, input=opened)
 
     async def watch(self, decision_id: str, principal: Principal) -> AsyncIterator[Decision]:
         """Yield the current state, then each change, ending after a final state."""
@@ -303,7 +323,7 @@ class DecisionPipeline:
                 key = current.updated_at, len(current.reviews), current.status
                 if key != last:
                     last = key
-                    yield current
+                    yield self._reveal(current)
 
 
 def _strictest_reviewable(app: ApplicationPolicy) -> TierSpec:

@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.core.masking import mask
 from gateway.core.reviews import Reviewer, ReviewService
+from gateway.core.vault import Vault
 from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gateway.policy import PolicySet
 from gateway.store.protocol import QueueCursor, ReviewStore
@@ -126,8 +127,10 @@ class ReviewQueue:
         *,
         lease: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        vault: Vault | None = None,
     ) -> None:
         self._store = store
+        self._vault = vault
         self._reviews = reviews
         self._policies = policies
         self._lease = lease
@@ -324,4 +327,6 @@ class ReviewQueue:
                 ts=self._clock(),
             )
         )
+        if self._vault is not None and fields:
+            return self._vault.open(decision.input, fields, decision.id)
         return decision.input

@@ -17,10 +17,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors import PolicyError
 from gateway.policy.cel import CelCompileError, compile_condition
+from gateway.policy.input_schema import InputSchema, InputSchemaError
 from gateway.policy.model import (
     ApplicationPolicy,
     BackendSpec,
@@ -81,11 +83,13 @@ def load_policies(directory: Path) -> PolicySet:
             raise PolicyError(path.name, "", f"not UTF-8: {exc}") from None
         doc = parse_yaml(text, path.name)
         docs.append((doc, _validate_file(doc)))
-    merged = _Merged(docs)
-    return PolicySet(
-        version=f"sha256:{digest.hexdigest()}",
-        **merged.build(),
-    )
+    merged = _Merged(docs, directory)
+    built = merged.build()
+    for name, raw in merged.schema_files:  # a schema file is part of the policy's version too
+        for part in (name.encode(), raw):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return PolicySet(version=f"sha256:{digest.hexdigest()}", **built)
 
 
 def _validate_file(doc: SourceDoc) -> PolicyFile:
@@ -141,7 +145,9 @@ def _message(error: Any) -> str:
 class _Merged:
     """All files' sections merged, remembering which file and index each item came from."""
 
-    def __init__(self, docs: Sequence[tuple[SourceDoc, PolicyFile]]) -> None:
+    def __init__(self, docs: Sequence[tuple[SourceDoc, PolicyFile]], directory: Path) -> None:
+        self.directory = directory
+        self.schema_files: list[tuple[str, bytes]] = []
         self.items: dict[str, list[Any]] = {s: [] for s in _SECTIONS}
         self.origin: dict[str, list[tuple[SourceDoc, int]]] = {s: [] for s in _SECTIONS}
         tiers_file: SourceDoc | None = None
@@ -224,7 +230,33 @@ class _Merged:
             routes=tuple(routes),
             description=app.description,
             oip=_oip(app.oip) if app.oip is not None else None,
+            input_schema=self._input_schema(index, app.input_schema),
         )
+
+    def _input_schema(self, index: int, spec: dict[str, Any] | str | None) -> InputSchema | None:
+        """Compile an application's input schema; errors name the file, line and field."""
+        if spec is None:
+            return None
+        at: Loc = ("applications", index, "input_schema")
+        if isinstance(spec, str):
+            path = self.directory / spec
+            try:
+                raw = path.read_bytes()
+                schema = yaml.safe_load(raw)
+            except (OSError, yaml.YAMLError) as exc:
+                raise self.error(at, f"cannot read schema file {spec!r}: {exc}") from None
+            if not isinstance(schema, dict):
+                raise self.error(at, f"schema file {spec!r} does not hold a mapping")
+            self.schema_files.append((spec, raw))
+        else:
+            schema = spec
+        try:
+            return InputSchema(schema)
+        except InputSchemaError as exc:
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path)
+            inside = f" (in {spec}{where})" if isinstance(spec, str) else ""
+            loc = at if isinstance(spec, str) else (*at, *exc.path)
+            raise self.error(loc, f"invalid JSON Schema{inside}: {exc}") from None
 
     def _compile(self, at: Loc, rule: str, source: str, with_output: bool) -> Any:
         try:

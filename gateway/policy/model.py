@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from gateway.errors import NotFound, UnknownApplication
 from gateway.policy.cel import Condition, activation
+from gateway.policy.input_schema import InputSchema
 from gateway.types import Action, JSONObject, ModelRef, Validation
 
 __all__ = [
@@ -167,6 +168,8 @@ class ApplicationPolicy:
     """Tensor mapping for an ``oip`` backend and for callers of the gateway's inference service."""
     on_pause: Action = Action.REVIEW
     """While paused: REVIEW holds every new decision, REJECT refuses it (FAILED_PRECONDITION)."""
+    input_schema: InputSchema | None = None
+    """Checked before the model is called; a mismatch is INVALID_ARGUMENT naming the field."""
     _model: dict[str, str] = field(init=False, repr=False, compare=False)
     _unescalated: Classification = field(init=False, repr=False, compare=False)
 

@@ -239,6 +239,9 @@ class ApplicationModel(_Model):
     on_pause: Literal["review", "reject"] = "review"
     """While paused by the kill switch: hold every new decision for review, or refuse it."""
     oip: OipModel | None = None
+    input_schema: dict[str, Any] | str | None = None
+    """A JSON Schema for the input, inline or the path of a JSON/YAML file (relative to the
+    policy directory)."""
 
 
 class PolicyFile(_Model):

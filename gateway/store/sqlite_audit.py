@@ -25,12 +25,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit import checkpoints as cpmod
-from gateway.audit.chain import GENESIS, format_ts
+from gateway.audit.chain import format_ts
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.query import ChainReport, EventFilter
-from gateway.audit.verifier import verify_rows
 from gateway.store import codec
 from gateway.store.offline import connect_read_only
+from gateway.store.sqlite_verify import verify_file
 from gateway.types import AuditEvent
 
 BATCH = 2000
@@ -176,19 +176,7 @@ class AuditFile:
             signed = cpmod.check_all(cps, public_key)
             if last is not None:
                 signed = {s: h for s, h in signed.items() if s <= last}
-        start_prev = GENESIS
-        if first > 1:
-            with closing(self._connect()) as conn:
-                row = conn.execute(
-                    "SELECT hash FROM audit_events WHERE seq = ?", (first - 1,)
-                ).fetchone()
-            start_prev = row[0] if row is not None else GENESIS
-        result = verify_rows(
-            self.iter_rows(first, last),
-            start_prev_hash=start_prev,
-            start_seq=first,
-            checkpoints=signed,
-        )
+        result = verify_file(self.path, first, last, signed)
         return ChainReport(result, len(signed))
 
 

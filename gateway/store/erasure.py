@@ -1,0 +1,48 @@
+"""Erasure of a data subject's stored personal data in a SQLite store file.
+
+One data key seals every decision, so destroying a key (crypto-shredding) would erase everyone.
+Instead the subject's decision inputs are overwritten, with ``secure_delete`` on so SQLite
+zeroes the freed space, and the write-ahead log is checkpointed and truncated so the old page
+images leave the disk too. The decision rows themselves (status, outcome, reviews) stay: they
+are the record of what was decided. The audit chain is untouched and still verifies.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+ERASED_INPUT = "{}"
+"""What an erased decision's input becomes."""
+
+_BATCH = 500
+_BUSY_TIMEOUT_MS = 10_000
+
+
+def erase_subject_inputs(path: str | Path, subject_ref: str) -> int:
+    """Overwrite the input of every decision about ``subject_ref``; returns how many rows.
+
+    Runs in short transactions so a live gateway's writer is not held up for long. While a
+    live gateway holds readers the final checkpoint may be partial; the old pages then leave
+    the write-ahead log at its next checkpoint.
+    """
+    if not subject_ref:
+        raise ValueError("erasure needs a subject reference")
+    conn = sqlite3.connect(Path(path), isolation_level=None)
+    total = 0
+    try:
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA secure_delete=ON")
+        while True:
+            cur = conn.execute(
+                "UPDATE decisions SET input = ? WHERE rowid IN (SELECT rowid FROM decisions "
+                "WHERE subject_ref = ? AND input != ? LIMIT ?)",
+                (ERASED_INPUT, subject_ref, ERASED_INPUT, _BATCH),
+            )
+            total += cur.rowcount
+            if cur.rowcount < _BATCH:
+                break
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return total
+    finally:
+        conn.close()
