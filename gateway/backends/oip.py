@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import structlog
+from opentelemetry import propagate
 
 from gateway._pb.inference import grpc_service_pb2 as pb
 from gateway._pb.inference import grpc_service_pb2_grpc as pb_grpc
@@ -137,7 +138,7 @@ class OipBackend:
                 attempts += 1
                 try:
                     response: pb.ModelInferResponse = await stub.ModelInfer(
-                        request, timeout=deadline - loop.time()
+                        request, timeout=deadline - loop.time(), metadata=_trace_metadata()
                     )
                 except grpc.aio.AioRpcError as exc:
                     code = exc.code()
@@ -219,6 +220,13 @@ class OipApplicationModel:
 
 def _inside(path: str, sent: tuple[str, ...]) -> bool:
     return any(path == s or path.startswith(s + ".") for s in sent)
+
+
+def _trace_metadata() -> tuple[tuple[str, str], ...]:
+    """W3C ``traceparent`` of the current span, so the model server's spans join the trace."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return tuple(carrier.items())
 
 
 def _response_tensors(response: pb.ModelInferResponse) -> dict[str, Tensor]:

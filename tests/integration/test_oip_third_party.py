@@ -46,9 +46,11 @@ class RecordingModel(pb_grpc.GRPCInferenceServiceServicer):
 
     def __init__(self) -> None:
         self.requests: list[pb.ModelInferRequest] = []
+        self.metadata: list[dict[str, Any]] = []
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> Any:
         self.requests.append(request)
+        self.metadata.append(dict(context.invocation_metadata()))
         out = pb.ModelInferResponse(model_name=request.model_name, model_version="7")
         tensor = out.outputs.add(name="score", datatype="FP32", shape=[1])
         tensor.contents.fp32_contents.append(0.75)
@@ -109,6 +111,8 @@ async def test_third_party_backend_receives_only_send_fields(
     for secret in (b"Erika", b"Mustermann", b"T22000129", b"5000"):
         assert secret not in wire
     assert (await kyc_gateway.readiness())["backend:partner-kyc"] is True
+    # The model call carries the decision's trace, so the backend's spans join it.
+    assert model.metadata[0]["traceparent"].split("-")[1] == decision.trace_id
 
 
 async def test_proxy_caller_tensors_outside_send_fields_stay_in_the_gateway(

@@ -189,3 +189,18 @@ async def test_rate_limit_answers_resource_exhausted_with_pushback(settings: Set
             trailers = dict(err.value.trailing_metadata() or ())
             assert 0 < int(trailers["grpc-retry-pushback-ms"]) <= 1000
             await stub.Decide(_request("t-echo"), metadata=(("authorization", f"Bearer {other}"),))
+
+
+async def test_http_side_serves_tls(tls_gateway: Gateway, pki: Pki) -> None:
+    """The HTTP port (health, UI, metrics) speaks TLS with the same certificate, not plain HTTP."""
+    import ssl
+
+    import httpx
+
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    async with httpx.AsyncClient(verify=context) as http:
+        reply = await http.get(f"https://127.0.0.1:{tls_gateway.http_port}/healthz")
+    assert reply.json() == {"status": "ok"}
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(httpx.HTTPError):
+            await http.get(f"http://127.0.0.1:{tls_gateway.http_port}/healthz")
