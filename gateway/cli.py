@@ -102,6 +102,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     "A large amount escalates to the high tier and is held for review:",
                     "  change amount to 250000.",
                     "",
+                    f"Reviewer UI: http://{gateway.settings.http_host}:{gateway.http_port}/ui/",
+                    "  (sign in as admin with the password printed at first start)",
+                    "",
                 ]
             ),
             file=sys.stderr,
