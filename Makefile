@@ -29,8 +29,11 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi; }
 
+# The store tests run against PostgreSQL too: scripts/ensure-postgres.sh starts one (as root, the
+# system cluster; otherwise a private server in .pgdata/) unless HITL_TEST_POSTGRES_DSN names one.
 test: system-deps check
-	$(BIN)/python -m pytest
+	export HITL_TEST_POSTGRES_DSN="$${HITL_TEST_POSTGRES_DSN:-$$(./scripts/ensure-postgres.sh | tail -n 1)}" \
+	  && $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.decide_bench

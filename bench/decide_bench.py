@@ -528,7 +528,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     policies = args.policies.resolve()
     workdir = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
-    env = {**os.environ, "HITL_LOG_LEVEL": "warning", "PYTHONPATH": str(REPO)}
+    # The per-key rate limit protects production replicas; here one key drives all the load and
+    # the limiter is not what is measured.
+    env = {
+        **os.environ,
+        "HITL_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(REPO),
+        "HITL_RATE_LIMIT": "1000000",
+        "HITL_RATE_BURST": "1000000",
+    }
     servers: list[Server] = []
     loadgen: LoadGenerator | None = None
     cpus = os.cpu_count() or 0

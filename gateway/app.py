@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import cast
 
@@ -52,7 +52,9 @@ from gateway.core.sweeper import SlaSweeper
 from gateway.core.switches import KillSwitches
 from gateway.core.vault import Vault, VaultError
 from gateway.policy import PolicySet, load_policies
-from gateway.store import open_store, sqlite_path
+from gateway.store import StoreClosed, open_store, sqlite_path
+from gateway.store.pg_audit import PostgresAuditLog
+from gateway.store.postgres import PostgresStore
 from gateway.store.protocol import ReviewStore, Store
 from gateway.store.sqlite_audit import AuditFile, SQLiteAuditLog, insert_checkpoint
 from gateway.telemetry.tracing import setup_tracing, shutdown_tracing
@@ -88,6 +90,7 @@ class Gateway:
         self._checkpointer: Checkpointer | None = None
         self._sweeper: SlaSweeper | None = None
         self.notifier = Notifier()
+        self._remote_fetches: set[asyncio.Task[None]] = set()
 
     # The core objects, for the reviewer UI and for tests that drive the real services.
     policies: PolicySet
@@ -126,6 +129,7 @@ class Gateway:
             raise ConfigError(f"data_key: {exc}") from None
         self._store = self.store = open_store(s.store_url)
         await self.store.start()
+        self.store.subscribe_changes(self._remote_change)
         for name, spec in self.policies.backends.items():
             backend = build_backend(spec)
             await backend.start()
@@ -245,13 +249,20 @@ class Gateway:
     async def _start_audit(self) -> None:
         """The auditors' read side and the checkpoint signer (key created on first start)."""
         s = self.settings
-        path = sqlite_path(s.store_url)
         self.signer = Signer.load_or_create(s.data_dir / KEY_FILE)
-        self.audit = AuditTrail(SQLiteAuditLog(path, self.signer.public_key))
-        latest = await asyncio.to_thread(AuditFile(path).latest_checkpoint)
+        save: Callable[[Checkpoint], Awaitable[None]]
+        if isinstance(self.store, PostgresStore):
+            pg_log = PostgresAuditLog(self.store, self.signer.public_key)
+            self.audit = AuditTrail(pg_log)
+            latest = await pg_log.latest_checkpoint()
+            save = pg_log.insert_checkpoint
+        else:
+            path = sqlite_path(s.store_url)
+            self.audit = AuditTrail(SQLiteAuditLog(path, self.signer.public_key))
+            latest = await asyncio.to_thread(AuditFile(path).latest_checkpoint)
 
-        async def save(cp: Checkpoint) -> None:
-            await asyncio.to_thread(insert_checkpoint, path, cp)
+            async def save(cp: Checkpoint) -> None:
+                await asyncio.to_thread(insert_checkpoint, path, cp)
 
         self._checkpointer = Checkpointer(
             self.store.chain_head,
@@ -291,6 +302,22 @@ class Gateway:
                 raise OSError("HTTP server failed to start")
             await asyncio.sleep(0.01)
 
+    def _remote_change(self, decision_id: str) -> None:
+        """Another replica changed a decision: wake the callers and pages waiting here."""
+        if self._stopped:
+            return
+        task = asyncio.create_task(self._publish_remote(decision_id))
+        self._remote_fetches.add(task)
+        task.add_done_callback(self._remote_fetches.discard)
+
+    async def _publish_remote(self, decision_id: str) -> None:
+        try:
+            decision = await self.store.get_decision(decision_id)
+        except StoreClosed:  # shutting down; waiters are answered by notifier.close()
+            return
+        if decision is not None and not self._stopped:
+            self.notifier.publish(decision)
+
     async def readiness(self) -> dict[str, bool]:
         checks = {"store": self._store is not None and not self._stopped}
         for name, backend in self._backends.items():
@@ -314,6 +341,8 @@ class Gateway:
             await self._http_task
         for backend in self._backends.values():
             await backend.stop()
+        if self._remote_fetches:
+            await asyncio.wait(self._remote_fetches)
         if self._store is not None:
             await self._store.stop()
         if self._checkpointer is not None:

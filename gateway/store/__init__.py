@@ -13,6 +13,7 @@ __all__ = [
     "Store",
     "StoreClosed",
     "StoreStats",
+    "is_postgres_url",
     "iter_audit_events_sync",
     "open_store",
     "sqlite_path",
@@ -50,6 +51,17 @@ def sqlite_path(url_or_path: str) -> Path:
     return Path(text)
 
 
+def is_postgres_url(url: str) -> bool:
+    """True for ``postgresql://`` (or ``postgres://``) URLs: the PostgreSQL store."""
+    return url.strip().lower().startswith(("postgresql://", "postgres://"))
+
+
 def open_store(url_or_path: str) -> Store:
-    """A store (not yet started) for ``sqlite:///path/to/file.db`` or a plain path."""
+    """A store (not yet started) for ``postgresql://user:pw@host/db``,
+    ``sqlite:///path/to/file.db`` or a plain path."""
+    if is_postgres_url(url_or_path):
+        # Imported here so SQLite-only deployments never load the PostgreSQL driver.
+        from gateway.store.postgres import PostgresStore
+
+        return PostgresStore(url_or_path.strip())
     return SQLiteStore(sqlite_path(url_or_path))

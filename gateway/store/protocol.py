@@ -6,7 +6,7 @@ decision writes its audit events in the same transaction, so state and evidence 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -86,6 +86,14 @@ class Store(Protocol):
     def chain_head(self) -> tuple[int, str]:
         """``(seq, hash)`` of the last committed audit event, kept in memory (no I/O)."""
         ...
+
+    def subscribe_changes(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(decision_id)`` when another replica changes a decision.
+
+        A store shared by several gateway processes announces the changes each one commits,
+        so callers waiting on one replica see verdicts given on another. A store only one
+        process uses (SQLite) never calls it: every change is published in-process already.
+        """
 
 
 QueueCursor = tuple[str, int, int]

@@ -719,3 +719,6 @@ class SQLiteStore(SQLiteReviewsMixin):
     def chain_head(self) -> tuple[int, str]:
         """``(seq, hash)`` of the last committed event (``(0, GENESIS)`` for an empty chain)."""
         return self._committed_head
+
+    def subscribe_changes(self, callback: Callable[[str], None]) -> None:
+        """Nothing to subscribe to: one process owns the file and publishes its own changes."""

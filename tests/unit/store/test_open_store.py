@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import SQLiteStore, open_store, sqlite_path
+from gateway.store.postgres import PostgresStore
 
 
 @pytest.mark.parametrize(
@@ -30,7 +31,7 @@ def test_sqlite_locations(location: str, expected: Path) -> None:
 @pytest.mark.parametrize(
     ("location", "words"),
     [
-        ("postgresql://db/hitl", "unsupported store scheme 'postgresql'"),
+        ("mysql://db/hitl", "unsupported store scheme 'mysql'"),
         ("sqlite://host/file.db", "three slashes"),
         ("sqlite:///", "no file path"),
         (":memory:", "in-memory"),
@@ -41,6 +42,16 @@ def test_unsupported_locations_are_refused(location: str, words: str) -> None:
     """Other schemes and unusable SQLite locations raise a ValueError that says why."""
     with pytest.raises(ValueError, match=words):
         open_store(location)
+
+
+@pytest.mark.parametrize(
+    "location", ["postgresql://hitl@db:5432/hitl", "postgres://db/hitl", " POSTGRESQL://db/x"]
+)
+def test_postgresql_urls_select_the_postgresql_store(location: str) -> None:
+    """postgresql:// and postgres:// URLs open the PostgreSQL store with that DSN."""
+    store = open_store(location)
+    assert isinstance(store, PostgresStore)
+    assert store.dsn == location.strip()
 
 
 async def test_store_works_as_async_context_manager(tmp_path: Path) -> None:

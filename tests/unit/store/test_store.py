@@ -1,4 +1,5 @@
-"""SQLiteStore against real database files."""
+"""The Store protocol against a real SQLite file and a real PostgreSQL database, and the
+SQLite store's own guarantees (WAL, file layout, query plans)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,20 @@ import sqlite3
 from datetime import UTC, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pytest
+from conftest import AnyStore
+from raw import count, fetch_one, verify_chain
 from store_factories import T0, created_event, decision_task, make_decision
 
 from gateway.audit.chain import GENESIS, verify
 from gateway.errors import Conflict, FailedPrecondition, NotFound
-from gateway.store import SQLiteStore, StoreClosed, iter_audit_events_sync, verify_file
+from gateway.store import SQLiteStore, StoreClosed, iter_audit_events_sync, open_store, verify_file
 from gateway.store.migrations import apply_migrations
 from gateway.store.sqlite import idempotency_lookup_sql
 from gateway.types import ApiKey, AuditDraft, Review, Status, TaskKind, Verdict
 
 PLUS_8 = timezone(timedelta(hours=8))
-
-
-def _count(path: Path, sql: str) -> int:
-    with sqlite3.connect(path) as conn:
-        n: int = conn.execute(sql).fetchone()[0]
-    conn.close()
-    return n
 
 
 def _review(verdict: Verdict = Verdict.APPROVE, **kw: object) -> Review:
@@ -43,7 +40,7 @@ def _reviewed_event(decision_id: str) -> AuditDraft:
     return AuditDraft(decision_id, "decision.reviewed", "user:alice", {"verdict": "approve"})
 
 
-async def test_decision_round_trips_with_every_field(store: SQLiteStore) -> None:
+async def test_decision_round_trips_with_every_field(store: AnyStore) -> None:
     """A decision with every field set reads back equal, datetimes aware and in UTC."""
     d = make_decision(
         subject_ref="cust-42",
@@ -67,7 +64,7 @@ async def test_decision_round_trips_with_every_field(store: SQLiteStore) -> None
     assert await store.get_decision("missing") is None
 
 
-async def test_decision_without_model_round_trips(store: SQLiteStore) -> None:
+async def test_decision_without_model_round_trips(store: AnyStore) -> None:
     """A prohibited-tier decision with no model and no outputs reads back equal."""
     d = make_decision(
         status=Status.REJECTED, model=None, model_output=None, review_deadline=None, tier="x"
@@ -76,7 +73,7 @@ async def test_decision_without_model_round_trips(store: SQLiteStore) -> None:
     assert await store.get_decision(d.id) == d
 
 
-async def test_reviews_round_trip_in_order(store: SQLiteStore) -> None:
+async def test_reviews_round_trip_in_order(store: AnyStore) -> None:
     """Reviews come back with the decision, in the order they were recorded."""
     d = make_decision(approvals_needed=2)
     await store.create_decision(d, [created_event(d)], [decision_task(d)])
@@ -102,7 +99,7 @@ async def test_reviews_round_trip_in_order(store: SQLiteStore) -> None:
     assert await store.get_decision(d.id) == updated
 
 
-async def test_idempotent_create_returns_existing(store: SQLiteStore, db_path: Path) -> None:
+async def test_idempotent_create_returns_existing(store: AnyStore, location: str) -> None:
     """A second create with the same application and key returns the first and writes nothing."""
     a = make_decision(idempotency_key="k1")
     b = make_decision(idempotency_key="k1")
@@ -110,13 +107,13 @@ async def test_idempotent_create_returns_existing(store: SQLiteStore, db_path: P
     assert await store.create_decision(b, [created_event(b)], [decision_task(b)]) == (a, False)
     assert await store.find_by_idempotency_key("credit-limit", "k1") == a
     assert await store.find_by_idempotency_key("credit-limit", "other") is None
-    assert _count(db_path, "SELECT count(*) FROM decisions") == 1
-    assert _count(db_path, "SELECT count(*) FROM audit_events") == 1
-    assert _count(db_path, "SELECT count(*) FROM review_tasks") == 1
+    assert await count(location, "decisions") == 1
+    assert await count(location, "audit_events") == 1
+    assert await count(location, "review_tasks") == 1
 
 
 async def test_idempotent_creates_in_one_batch_make_one_decision(
-    store: SQLiteStore, db_path: Path
+    store: AnyStore, location: str
 ) -> None:
     """Concurrent creates with one key, committed together, make one decision and one event."""
     ds = [make_decision(idempotency_key="same") for _ in range(20)]
@@ -127,11 +124,11 @@ async def test_idempotent_creates_in_one_batch_make_one_decision(
     assert [created for _, created in results].count(True) == 1
     winner = next(stored for stored, created in results if created)
     assert all(stored == winner for stored, _ in results)
-    assert _count(db_path, "SELECT count(*) FROM decisions") == 1
-    assert _count(db_path, "SELECT count(*) FROM audit_events") == 1
+    assert await count(location, "decisions") == 1
+    assert await count(location, "audit_events") == 1
 
 
-async def test_same_key_in_two_applications_makes_two(store: SQLiteStore) -> None:
+async def test_same_key_in_two_applications_makes_two(store: AnyStore) -> None:
     """Idempotency keys are scoped to the application."""
     a = make_decision(application="app-a", idempotency_key="k")
     b = make_decision(application="app-b", idempotency_key="k")
@@ -142,7 +139,7 @@ async def test_same_key_in_two_applications_makes_two(store: SQLiteStore) -> Non
     assert results == [(a, True), (b, True)]
 
 
-async def test_empty_keys_never_collide(store: SQLiteStore) -> None:
+async def test_empty_keys_never_collide(store: AnyStore) -> None:
     """Decisions without an idempotency key are all written."""
     ds = [make_decision() for _ in range(3)]
     results = await asyncio.gather(*(store.create_decision(d, [], []) for d in ds))
@@ -150,7 +147,7 @@ async def test_empty_keys_never_collide(store: SQLiteStore) -> None:
     assert await store.find_by_idempotency_key("credit-limit", "") is None
 
 
-async def test_group_commit_uses_fewer_transactions(store: SQLiteStore, db_path: Path) -> None:
+async def test_group_commit_uses_fewer_transactions(store: AnyStore, location: str) -> None:
     """500 concurrent creates all succeed in fewer transactions, and the chain verifies."""
     ds = [make_decision() for _ in range(500)]
     results = await asyncio.gather(
@@ -164,7 +161,7 @@ async def test_group_commit_uses_fewer_transactions(store: SQLiteStore, db_path:
     assert all(created for _, created in results)
     assert store.stats.transactions < 500
     assert store.stats.jobs == 500
-    result = verify_file(db_path)
+    result = await verify_chain(location)
     assert result.ok, result.reason
     assert result.checked == 1000
     assert store.chain_head() == (result.head_seq, result.head_hash)
@@ -173,7 +170,7 @@ async def test_group_commit_uses_fewer_transactions(store: SQLiteStore, db_path:
     assert verify(events).ok
 
 
-async def test_events_get_commit_time_unless_given(store: SQLiteStore) -> None:
+async def test_events_get_commit_time_unless_given(store: AnyStore) -> None:
     """A draft without ts gets the commit time; a draft with ts keeps it."""
     d = make_decision()
     given = T0 - timedelta(seconds=3)
@@ -185,7 +182,7 @@ async def test_events_get_commit_time_unless_given(store: SQLiteStore) -> None:
     assert first.payload == {"status": "PENDING_REVIEW", "input": d.input}
 
 
-async def test_record_review_is_compare_and_set(store: SQLiteStore, db_path: Path) -> None:
+async def test_record_review_is_compare_and_set(store: AnyStore, location: str) -> None:
     """A review against a stale status raises Conflict and changes nothing."""
     d = make_decision()
     await store.create_decision(d, [created_event(d)], [decision_task(d)])
@@ -208,7 +205,7 @@ async def test_record_review_is_compare_and_set(store: SQLiteStore, db_path: Pat
     assert len(await store.audit_events_for(d.id)) == 2
 
 
-async def test_record_review_on_missing_decision_is_not_found(store: SQLiteStore) -> None:
+async def test_record_review_on_missing_decision_is_not_found(store: AnyStore) -> None:
     """A review of an unknown decision raises NotFound."""
     with pytest.raises(NotFound):
         await store.record_review(
@@ -216,7 +213,7 @@ async def test_record_review_on_missing_decision_is_not_found(store: SQLiteStore
         )
 
 
-async def test_record_review_from_final_status_is_refused(store: SQLiteStore) -> None:
+async def test_record_review_from_final_status_is_refused(store: AnyStore) -> None:
     """Expecting a final status is refused: final states never change."""
     d = make_decision(status=Status.APPROVED)
     await store.create_decision(d, [], [])
@@ -226,7 +223,7 @@ async def test_record_review_from_final_status_is_refused(store: SQLiteStore) ->
         )
 
 
-async def test_concurrent_reviews_only_one_wins(store: SQLiteStore) -> None:
+async def test_concurrent_reviews_only_one_wins(store: AnyStore) -> None:
     """Of many concurrent verdicts on one decision, exactly one wins; the others conflict."""
     d = make_decision()
     await store.create_decision(d, [created_event(d)], [decision_task(d)])
@@ -248,7 +245,7 @@ async def test_concurrent_reviews_only_one_wins(store: SQLiteStore) -> None:
     assert sum(isinstance(r, Conflict) for r in results) == 9
 
 
-async def test_final_status_closes_decision_tasks(store: SQLiteStore) -> None:
+async def test_final_status_closes_decision_tasks(store: AnyStore) -> None:
     """A final verdict closes the decision's review task but not its QA task."""
     d = make_decision()
     other = make_decision()
@@ -269,7 +266,7 @@ async def test_final_status_closes_decision_tasks(store: SQLiteStore) -> None:
     assert {t.decision_id for t in all_tasks} == {d.id, other.id}
 
 
-async def test_review_tasks_most_urgent_first(store: SQLiteStore) -> None:
+async def test_review_tasks_most_urgent_first(store: AnyStore) -> None:
     """Open tasks come earliest deadline first, tasks without a deadline last, up to limit."""
     late = make_decision(review_deadline=T0 + timedelta(hours=5))
     none = make_decision(review_deadline=None)
@@ -282,7 +279,7 @@ async def test_review_tasks_most_urgent_first(store: SQLiteStore) -> None:
     assert len(await store.list_review_tasks(TaskKind.DECISION, limit=2)) == 2
 
 
-async def test_failing_job_does_not_fail_its_batch(store: SQLiteStore, db_path: Path) -> None:
+async def test_failing_job_does_not_fail_its_batch(store: AnyStore, location: str) -> None:
     """A create that violates a constraint fails alone and leaves no events behind."""
     good = [make_decision() for _ in range(30)]
     bad = make_decision()
@@ -293,20 +290,22 @@ async def test_failing_job_does_not_fail_its_batch(store: SQLiteStore, db_path: 
     results = await asyncio.gather(*calls, return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
     assert len(failures) == 1
-    assert isinstance(failures[0], sqlite3.IntegrityError)
+    assert isinstance(
+        failures[0], sqlite3.IntegrityError | asyncpg.IntegrityConstraintViolationError
+    )
     assert store.stats.isolated_replays >= 1
     assert await store.get_decision(bad.id) is None
     assert await store.audit_events_for(bad.id) == []
-    assert _count(db_path, "SELECT count(*) FROM decisions") == 30
-    assert _count(db_path, "SELECT count(*) FROM audit_events") == 30
-    assert verify_file(db_path).ok
+    assert await count(location, "decisions") == 30
+    assert await count(location, "audit_events") == 30
+    assert (await verify_chain(location)).ok
     # The writer carries on with a consistent chain head.
     after = make_decision()
     assert (await store.create_decision(after, [created_event(after)], []))[1]
-    assert verify_file(db_path).checked == 31
+    assert (await verify_chain(location)).checked == 31
 
 
-async def test_unserialisable_input_fails_only_its_caller(store: SQLiteStore) -> None:
+async def test_unserialisable_input_fails_only_its_caller(store: AnyStore) -> None:
     """A value JSON cannot hold fails in the caller, before it reaches the writer."""
     nan = make_decision(input={"x": float("nan")})
     with pytest.raises(ValueError, match="NaN and infinities"):
@@ -317,16 +316,16 @@ async def test_unserialisable_input_fails_only_its_caller(store: SQLiteStore) ->
     assert store.stats.jobs == 0
 
 
-async def test_restart_keeps_data_and_continues_chain(db_path: Path) -> None:
+async def test_restart_keeps_data_and_continues_chain(location: str) -> None:
     """After stop and start the data is there and the chain continues without a fork."""
-    first = SQLiteStore(db_path)
+    first = open_store(location)
     await first.start()
     ds = [make_decision() for _ in range(10)]
     await asyncio.gather(*(first.create_decision(d, [created_event(d)], []) for d in ds))
     head = first.chain_head()
     await first.stop()
 
-    second = SQLiteStore(db_path)
+    second = open_store(location)
     await second.start()
     try:
         assert second.chain_head() == head == (10, head[1])
@@ -338,14 +337,14 @@ async def test_restart_keeps_data_and_continues_chain(db_path: Path) -> None:
         assert event.prev_hash == head[1]
     finally:
         await second.stop()
-    result = verify_file(db_path)
+    result = await verify_chain(location)
     assert result.ok
     assert result.checked == 11
 
 
-async def test_stop_flushes_queued_writes_and_is_idempotent(db_path: Path) -> None:
+async def test_stop_flushes_queued_writes_and_is_idempotent(location: str) -> None:
     """Writes queued before stop() are committed; stop() twice is fine."""
-    s = SQLiteStore(db_path)
+    s = open_store(location)
     await s.start()
     ds = [make_decision() for _ in range(50)]
     pending = [asyncio.ensure_future(s.create_decision(d, [created_event(d)], [])) for d in ds]
@@ -353,12 +352,12 @@ async def test_stop_flushes_queued_writes_and_is_idempotent(db_path: Path) -> No
     await asyncio.gather(s.stop(), s.stop())
     await s.stop()
     assert all(f.result()[1] for f in pending)
-    assert _count(db_path, "SELECT count(*) FROM decisions") == 50
+    assert await count(location, "decisions") == 50
 
 
-async def test_calls_after_stop_raise(db_path: Path) -> None:
+async def test_calls_after_stop_raise(location: str) -> None:
     """Every call after stop() raises StoreClosed instead of hanging."""
-    s = SQLiteStore(db_path)
+    s = open_store(location)
     d = make_decision()
     with pytest.raises(StoreClosed, match="not started"):
         await s.create_decision(d, [], [])
@@ -372,7 +371,7 @@ async def test_calls_after_stop_raise(db_path: Path) -> None:
         await s.audit_events()
 
 
-async def test_api_keys(store: SQLiteStore) -> None:
+async def test_api_keys(store: AnyStore) -> None:
     """API keys are stored, read, refused when duplicated and revoked once."""
     key = ApiKey("k1", "scrypt$abc", ("credit-limit", "kyc"), T0)
     await store.add_api_key(key)
@@ -388,10 +387,10 @@ async def test_api_keys(store: SQLiteStore) -> None:
     assert revoked.revoked
 
 
-async def test_pragmas_and_append_only_guards(store: SQLiteStore, db_path: Path) -> None:
+async def test_pragmas_and_append_only_guards(sqlite_store: SQLiteStore, db_path: Path) -> None:
     """The file is in WAL mode and audit rows refuse deletes and edits other than erasure."""
     d = make_decision()
-    await store.create_decision(d, [created_event(d)], [])
+    await sqlite_store.create_decision(d, [created_event(d)], [])
     conn = sqlite3.connect(db_path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -406,26 +405,24 @@ async def test_pragmas_and_append_only_guards(store: SQLiteStore, db_path: Path)
     assert verify_file(db_path).ok
 
 
-async def test_offline_reader_pages_through_events(store: SQLiteStore, db_path: Path) -> None:
+async def test_offline_reader_pages_through_events(
+    sqlite_store: SQLiteStore, db_path: Path
+) -> None:
     """The offline reader yields every event in order across several pages."""
     ds = [make_decision() for _ in range(25)]
-    await asyncio.gather(*(store.create_decision(d, [created_event(d)], []) for d in ds))
+    await asyncio.gather(*(sqlite_store.create_decision(d, [created_event(d)], []) for d in ds))
     events = list(iter_audit_events_sync(db_path, batch=7))
     assert [e.seq for e in events] == list(range(1, 26))
-    assert events == await store.audit_events(limit=100)
-    assert verify(events).head_hash == store.chain_head()[1]
+    assert events == await sqlite_store.audit_events(limit=100)
+    assert verify(events).head_hash == sqlite_store.chain_head()[1]
     assert verify([]).head_hash == GENESIS
 
 
-async def test_timestamps_are_stored_as_utc_text(store: SQLiteStore, db_path: Path) -> None:
+async def test_timestamps_are_stored_as_utc_text(store: AnyStore, location: str) -> None:
     """Timestamps are stored as fixed-width RFC 3339 UTC text."""
     d = make_decision(created_at=T0.astimezone(PLUS_8))
     await store.create_decision(d, [], [])
-    conn = sqlite3.connect(db_path)
-    try:
-        (created_at,) = conn.execute("SELECT created_at FROM decisions").fetchone()
-    finally:
-        conn.close()
+    created_at = await fetch_one(location, "SELECT created_at FROM decisions")
     assert created_at == "2025-03-01T09:30:00.123456Z"
     assert d.created_at.astimezone(UTC) == T0
 
@@ -445,7 +442,7 @@ def test_idempotency_lookup_searches_the_index(tmp_path: Path) -> None:
     assert not any(x.startswith("SCAN d") for x in details), details
 
 
-async def test_cancelled_caller_does_not_disturb_the_writer(store: SQLiteStore) -> None:
+async def test_cancelled_caller_does_not_disturb_the_writer(store: AnyStore) -> None:
     """A caller cancelled while waiting leaves its write committed and the writer running."""
     d = make_decision(idempotency_key="cancel-me")
     call = asyncio.ensure_future(store.create_decision(d, [created_event(d)], []))
@@ -457,9 +454,9 @@ async def test_cancelled_caller_does_not_disturb_the_writer(store: SQLiteStore) 
     assert await store.create_decision(again, [created_event(again)], []) == (d, False)
 
 
-async def test_writer_cancelled_from_outside_answers_waiting_callers(db_path: Path) -> None:
+async def test_writer_cancelled_from_outside_answers_waiting_callers(location: str) -> None:
     """If the writer task dies, queued callers get StoreClosed instead of waiting forever."""
-    s = SQLiteStore(db_path)
+    s = open_store(location)
     await s.start()
     assert s._writer is not None
     s._writer.cancel()
