@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from hashlib import sha256
 from json.encoder import encode_basestring as _encode_str
 from typing import Any
 
 import orjson
 
 from gateway.audit.chain import (
+    canonical_bytes_text_ts,
     canonical_json,
     digest_of_canonical,
     format_ts,
@@ -363,3 +365,41 @@ def api_key_from_row(row: Sequence[Any]) -> ApiKey:
 
 
 SELECT_EVENTS = "SELECT " + ", ".join(EVENT_COLUMNS) + " FROM audit_events"  # noqa: S608
+
+
+def chain_rows(
+    drafts: Sequence[PreparedDraft], head: tuple[int, str], now: str
+) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
+    """Chain ``drafts`` after ``head``: rows in `EVENT_COLUMNS` order and the new head.
+
+    Both stores append through this, so their events hash to the same bytes.
+    """
+    seq, prev = head
+    rows: list[tuple[Any, ...]] = []
+    for d in drafts:
+        seq += 1
+        ts = d.ts or now
+        canonical = canonical_bytes_text_ts(
+            seq, ts, d.decision_id, d.type, d.actor, d.payload_digest, d.trace_id, d.span_id
+        )
+        h = sha256(bytes.fromhex(prev))
+        h.update(canonical)
+        digest = h.hexdigest()
+        rows.append(
+            (
+                seq,
+                ts,
+                d.decision_id,
+                d.type,
+                d.actor,
+                d.payload,
+                d.payload_digest,
+                d.trace_id,
+                d.span_id,
+                prev,
+                digest,
+                canonical,
+            )
+        )
+        prev = digest
+    return rows, (seq, prev)

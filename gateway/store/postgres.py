@@ -27,13 +27,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from hashlib import sha256
 from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 
-from gateway.audit.chain import GENESIS, canonical_bytes_text_ts, format_ts
+from gateway.audit.chain import GENESIS, format_ts
 from gateway.errors import Conflict, FailedPrecondition, NotFound
 from gateway.store import codec
 from gateway.store.pg_migrations import apply_pg_migrations
@@ -82,37 +81,10 @@ class Tx:
 
     async def append(self, drafts: Sequence[codec.PreparedDraft]) -> None:
         """Chain and insert audit events after the current head."""
-        seq, prev = self.head
-        rows: list[tuple[Any, ...]] = []
-        for d in drafts:
-            seq += 1
-            ts = d.ts or self.now
-            canonical = canonical_bytes_text_ts(
-                seq, ts, d.decision_id, d.type, d.actor, d.payload_digest, d.trace_id, d.span_id
-            )
-            h = sha256(bytes.fromhex(prev))
-            h.update(canonical)
-            digest = h.hexdigest()
-            rows.append(
-                (
-                    seq,
-                    ts,
-                    d.decision_id,
-                    d.type,
-                    d.actor,
-                    d.payload,
-                    d.payload_digest,
-                    d.trace_id,
-                    d.span_id,
-                    prev,
-                    digest,
-                    canonical,
-                )
-            )
-            prev = digest
+        rows, head = codec.chain_rows(drafts, self.head, self.now)
         if rows:
             await self.conn.executemany(INSERT_EVENT, rows)
-        self.head = (seq, prev)
+        self.head = head
 
 
 WriteFn = Callable[[Tx], Awaitable[Any]]

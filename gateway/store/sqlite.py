@@ -30,13 +30,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from hashlib import sha256
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from gateway.audit.chain import GENESIS, canonical_bytes_text_ts, format_ts
+from gateway.audit.chain import GENESIS, format_ts
 from gateway.errors import Conflict, FailedPrecondition, GatewayError, NotFound
 from gateway.store import codec
 from gateway.store.migrations import apply_migrations
@@ -635,35 +634,7 @@ class SQLiteStore(SQLiteReviewsMixin):
 
     def _chain(self, drafts: list[codec.PreparedDraft], now: str) -> list[tuple[Any, ...]]:
         """Assign seq, prev_hash and hash to ``drafts``, advancing the in-memory head."""
-        seq, prev = self._head
-        rows: list[tuple[Any, ...]] = []
-        for d in drafts:
-            seq += 1
-            ts = d.ts or now
-            canonical = canonical_bytes_text_ts(
-                seq, ts, d.decision_id, d.type, d.actor, d.payload_digest, d.trace_id, d.span_id
-            )
-            h = sha256(bytes.fromhex(prev))
-            h.update(canonical)
-            digest = h.hexdigest()
-            rows.append(
-                (
-                    seq,
-                    ts,
-                    d.decision_id,
-                    d.type,
-                    d.actor,
-                    d.payload,
-                    d.payload_digest,
-                    d.trace_id,
-                    d.span_id,
-                    prev,
-                    digest,
-                    canonical,
-                )
-            )
-            prev = digest
-        self._head = (seq, prev)
+        rows, self._head = codec.chain_rows(drafts, self._head, now)
         return rows
 
     # -- reads -------------------------------------------------------------------------------
