@@ -200,7 +200,7 @@ class Gateway:
         )
         sessions = Sessions(load_secret(s.data_dir), idle=s.session_idle)
         return [
-            metrics_route(lambda kind, limit: self.store.list_review_tasks(kind, limit=limit)),
+            metrics_route(cast(ReviewStore, self.store).queue_stats),
             Mount(UI_PREFIX, build_ui(services, sessions)),
             Route("/", RedirectResponse(UI_PREFIX + "/")),
         ]

@@ -10,22 +10,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.telemetry import metrics
-from gateway.types import ReviewTask, TaskKind
-
-_SCAN_LIMIT = 100_000
-"""Most open tasks read per queue per scrape; bounds the cost of a scrape."""
+from gateway.types import TaskKind
 
 
 def metrics_route(
-    open_tasks: Callable[[TaskKind, int], Awaitable[list[ReviewTask]]],
+    queue_stats: Callable[[TaskKind], Awaitable[list[tuple[str, int, datetime]]]],
 ) -> Route:
-    """The route; ``open_tasks(kind, limit)`` lists open review tasks (the store's query)."""
+    """The route; ``queue_stats(kind)`` gives ``(tier, open tasks, oldest)`` (one SQL query)."""
 
     async def endpoint(_: Request) -> Response:
         now = datetime.now(UTC)
         for kind in TaskKind:
-            tasks = await open_tasks(kind, _SCAN_LIMIT)
-            metrics.set_queue(kind.value, ((t.tier, t.created_at) for t in tasks), now)
+            metrics.set_queue(kind.value, await queue_stats(kind), now)
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     return Route("/metrics", endpoint)

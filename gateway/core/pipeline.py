@@ -110,9 +110,14 @@ class DecisionPipeline:
         return self._policies
 
     async def decide(self, cmd: DecideCommand, principal: Principal) -> Decision:
-        return self._reveal(await self._decide(cmd, principal))
+        decision, made_here = await self._decide(cmd, principal)
+        if made_here:
+            # This call holds the input in clear: no need to open what it just sealed.
+            return decision if decision.input is cmd.input else replace(decision, input=cmd.input)
+        return self._reveal(decision)
 
-    async def _decide(self, cmd: DecideCommand, principal: Principal) -> Decision:
+    async def _decide(self, cmd: DecideCommand, principal: Principal) -> tuple[Decision, bool]:
+        """The decision, and whether this call made it (False: an earlier one's, by key)."""
         app = self._policies.application(cmd.application)
         principal.require_application(app.id)
         if app.input_schema is not None:
@@ -120,7 +125,7 @@ class DecisionPipeline:
         if cmd.idempotency_key:
             existing = await self._store.find_by_idempotency_key(app.id, cmd.idempotency_key)
             if existing is not None:
-                return await self._maybe_wait(existing, cmd.wait)
+                return await self._maybe_wait(existing, cmd.wait), False
 
         backend_paused = self._paused().get(app.id)
         if backend_paused is not None:
@@ -142,13 +147,13 @@ class DecisionPipeline:
                 )
                 self._notifier.publish(decision)
             else:
-                return await self._maybe_wait(decision, cmd.wait)
+                return await self._maybe_wait(decision, cmd.wait), False
             if outcome.model_failed and decision.status is Status.REJECTED:
                 raise ModelUnavailable("model unavailable; rejected by policy", decision.id)
             if decision.status.is_final or cmd.wait <= 0:
-                return decision
+                return decision, True
             with child_span("review.wait", decision_id=decision.id):
-                return await _wait_final(decision, changes, cmd.wait)
+                return await _wait_final(decision, changes, cmd.wait), True
 
     async def _evaluate(self, app: ApplicationPolicy, cmd: DecideCommand) -> _Outcome:
         labels = dict(cmd.labels)

@@ -171,6 +171,15 @@ class PostgresReviewsMixin:
         sql += _visible(groups, p) + " GROUP BY t.application"
         return {app: n for app, n in await self._fetch(sql, *p.values)}
 
+    async def queue_stats(self, kind: TaskKind) -> list[tuple[str, int, datetime]]:
+        """``(tier, open tasks, oldest created_at)`` per tier, for the queue gauges."""
+        sql = (
+            "SELECT t.tier, COUNT(*), MIN(t.created_at) FROM review_tasks t "
+            "WHERE t.kind = $1 AND t.closed_at IS NULL GROUP BY t.tier"
+        )
+        rows = await self._fetch(sql, kind.value)
+        return [(tier, n, parse_ts(oldest)) for tier, n, oldest in rows]
+
     async def open_task(self, decision_id: str, kind: TaskKind) -> QueueItem | None:
         """The open task of ``kind`` for a decision, with its claim."""
         rows = await self._fetch(

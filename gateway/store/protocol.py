@@ -124,6 +124,9 @@ class ReviewStore(Store, Protocol):
         self, kind: TaskKind, *, groups: tuple[str, ...] | None = None
     ) -> dict[str, int]: ...
 
+    async def queue_stats(self, kind: TaskKind) -> list[tuple[str, int, datetime]]:
+        """``(tier, open tasks, oldest created_at)`` per tier, aggregated in the database."""
+
     async def open_task(self, decision_id: str, kind: TaskKind) -> QueueItem | None: ...
 
     async def overdue_tasks(self, now: datetime, limit: int = 100) -> list[ReviewTask]: ...

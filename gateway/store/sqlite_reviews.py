@@ -163,6 +163,15 @@ class SQLiteReviewsMixin:
         rows = await self._fetchall(sql, params)
         return {app: n for app, n in rows}
 
+    async def queue_stats(self, kind: TaskKind) -> list[tuple[str, int, datetime]]:
+        """``(tier, open tasks, oldest created_at)`` per tier, for the queue gauges."""
+        sql = (
+            "SELECT t.tier, COUNT(*), MIN(t.created_at) FROM review_tasks t "
+            "WHERE t.kind = ? AND t.closed_at IS NULL GROUP BY t.tier"
+        )
+        rows = await self._fetchall(sql, [kind.value])
+        return [(tier, n, parse_ts(oldest)) for tier, n, oldest in rows]
+
     async def open_task(self, decision_id: str, kind: TaskKind) -> QueueItem | None:
         """The open task of ``kind`` for a decision, with its claim."""
         rows = await self._fetchall(

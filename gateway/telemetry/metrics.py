@@ -107,14 +107,13 @@ def rpc_error(method: str, code: str) -> None:
     RPC_ERRORS.labels(method, code).inc()
 
 
-def set_queue(kind: str, tasks: Iterable[tuple[str, datetime]], now: datetime) -> None:
-    """Replace the queue gauges of ``kind`` from its open tasks' ``(tier, created_at)``."""
+def set_queue(kind: str, stats: Iterable[tuple[str, int, datetime]], now: datetime) -> None:
+    """Replace the queue gauges of ``kind`` from ``(tier, open tasks, oldest created_at)``."""
     depth: dict[str, int] = {}
     oldest: dict[str, datetime] = {}
-    for tier, created in tasks:
-        depth[tier] = depth.get(tier, 0) + 1
-        if tier not in oldest or created < oldest[tier]:
-            oldest[tier] = created
+    for tier, n, created in stats:
+        depth[tier] = n
+        oldest[tier] = created
     for k, tier in _queue_labels:
         if k == kind and tier not in depth:  # an emptied queue reads 0, not its last value
             QUEUE_DEPTH.labels(kind, tier).set(0)

@@ -102,3 +102,20 @@ async def test_erasing_a_subject_destroys_its_stored_data_and_audit_still_verifi
         assert (await gw.pipeline.get(kept.id, OWNER)).input["customer"]["name"] == "John Doe"
         erased = await gw.pipeline.get(gone[0].id, OWNER)
         assert erased.input == {} and erased.status is Status.PENDING_REVIEW
+
+
+async def test_decide_returns_the_callers_input_in_clear(gateway: Gateway) -> None:
+    """A new decision and an idempotent retry both come back with the sensitive field opened."""
+    from gateway.core.pipeline import DecideCommand
+
+    cmd = DecideCommand(
+        application="t-echo",
+        input={"score": 0.9, "customer": {"name": "Jane Roe"}},
+        idempotency_key="k-1",
+    )
+    first = await gateway.pipeline.decide(cmd, OWNER)
+    retry = await gateway.pipeline.decide(cmd, OWNER)
+    assert retry.id == first.id
+    assert first.input["customer"]["name"] == "Jane Roe"
+    assert retry.input["customer"]["name"] == "Jane Roe"
+    assert SEALED in _stored_input(gateway.settings.data_dir, first.id)["customer"]["name"]  # type: ignore[index]

@@ -163,3 +163,13 @@ async def test_accounts_and_switches(store: AnyStore) -> None:
     await store.set_switch(on, _event("", "switch.paused"))
     await store.set_switch(off, _event("", "switch.resumed"))
     assert await store.list_switches() == [off]
+
+
+async def test_queue_stats_aggregate_open_tasks_per_tier(store: AnyStore) -> None:
+    """Queue gauges come from one aggregate: open tasks and the oldest per tier, closed ones out."""
+    assert await store.queue_stats(TaskKind.DECISION) == []
+    await _open(store, 3, tier="limited", created_at=T0)
+    await _open(store, 2, tier="high", created_at=T0 + timedelta(minutes=5))
+    stats = sorted(await store.queue_stats(TaskKind.DECISION))
+    assert stats == [("high", 2, T0 + timedelta(minutes=5)), ("limited", 3, T0)]
+    assert await store.queue_stats(TaskKind.QA) == []
