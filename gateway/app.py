@@ -130,6 +130,8 @@ class Gateway:
         self._store = self.store = open_store(s.store_url)
         await self.store.start()
         self.store.subscribe_changes(self._remote_change)
+        if isinstance(self.store, PostgresStore):
+            self.store.subscribe_resync(self._resync)
         for name, spec in self.policies.backends.items():
             backend = build_backend(spec)
             await backend.start()
@@ -310,6 +312,11 @@ class Gateway:
         self._remote_fetches.add(task)
         task.add_done_callback(self._remote_fetches.discard)
 
+    def _resync(self) -> None:
+        """Changes made elsewhere may have gone unheard: re-read each decision waited on here."""
+        for decision_id in self.notifier.waited_on():
+            self._remote_change(decision_id)
+
     async def _publish_remote(self, decision_id: str) -> None:
         try:
             decision = await self.store.get_decision(decision_id)
@@ -320,6 +327,8 @@ class Gateway:
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"store": self._store is not None and not self._stopped}
+        if isinstance(self._store, PostgresStore):  # deaf to other replicas, waiters would hang
+            checks["store:changes"] = self._store.listener.connected
         for name, backend in self._backends.items():
             checks[f"backend:{name}"] = await backend.ready()
         return checks

@@ -67,7 +67,8 @@ class OipBackend:
             raise ValueError(f"backend {spec.name!r}: an oip backend needs a target")
         self.spec = spec
         self.breaker = CircuitBreaker(spec.circuit_failures, spec.circuit_cooldown)
-        # Read at build time, so a missing CA file stops start-up with the backend's name.
+        # The policy loader has already checked the CA file (so `policy check` reports a bad
+        # one); it is read once, when the backend is built.
         self._roots = Path(spec.tls_ca).read_bytes() if spec.tls and spec.tls_ca else None
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.GRPCInferenceServiceStub | None = None

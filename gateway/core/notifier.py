@@ -69,6 +69,10 @@ class Notifier:
                 queue.get_nowait()
             queue.put_nowait(None)
 
+    def waited_on(self) -> list[str]:
+        """Ids of the decisions someone here is waiting on (to re-read after missed changes)."""
+        return list(self._subscribers)
+
     def waiting(self) -> int:
         """Number of live subscriptions (for metrics and shutdown)."""
         return sum(len(s) for s in self._subscribers.values())

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography import x509
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors import PolicyError
@@ -192,7 +193,9 @@ class _Merged:
             raise validation_error(self.first_doc, exc.errors(), self.place) from None
         tiers = tuple(_tier(rank, t) for rank, t in enumerate(policies.tiers))
         by_name = {t.name: t for t in tiers}
-        backends = {b.name: _backend(b) for b in policies.backends}
+        backends = {
+            b.name: _backend(b, self._tls_ca(i, b.tls_ca)) for i, b in enumerate(policies.backends)
+        }
         applications = {
             app.id: self._application(i, app, by_name, backends)
             for i, app in enumerate(policies.applications)
@@ -258,6 +261,25 @@ class _Merged:
             loc = at if isinstance(spec, str) else (*at, *exc.path)
             raise self.error(loc, f"invalid JSON Schema{inside}: {exc}") from None
 
+    def _tls_ca(self, index: int, spec: str | None) -> str | None:
+        """The CA file's path (a relative one is in the policy directory), checked to hold PEM.
+
+        Checked here so that ``policy check`` finds a missing CA file, not the first model call.
+        """
+        if spec is None:
+            return None
+        path = self.directory / spec
+        at: Loc = ("backends", index, "tls_ca")
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise self.error(at, f"cannot read CA file {spec!r}: {exc.strerror or exc}") from None
+        try:
+            x509.load_pem_x509_certificates(pem)
+        except ValueError:
+            raise self.error(at, f"CA file {spec!r} holds no PEM certificate") from None
+        return str(path)
+
     def _compile(self, at: Loc, rule: str, source: str, with_output: bool) -> Any:
         try:
             return compile_condition(rule, source, with_output=with_output)
@@ -279,7 +301,7 @@ def _tier(rank: int, model: TierModel) -> TierSpec:
     )
 
 
-def _backend(model: BackendModel) -> BackendSpec:
+def _backend(model: BackendModel, tls_ca: str | None) -> BackendSpec:
     return BackendSpec(
         name=model.name,
         kind=model.kind,
@@ -291,7 +313,7 @@ def _backend(model: BackendModel) -> BackendSpec:
         third_party=model.third_party,
         send_fields=tuple(model.send_fields or ()),
         tls=model.tls,
-        tls_ca=model.tls_ca,
+        tls_ca=tls_ca,
         circuit_failures=model.circuit.failures,
         circuit_cooldown=model.circuit.cooldown.total_seconds(),
     )

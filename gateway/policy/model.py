@@ -58,7 +58,7 @@ class BackendSpec:
     """Input fields (dotted paths) sent to the model; empty means the whole input."""
     tls: bool = False
     tls_ca: str | None = None
-    """PEM file of the CA for the backend's certificate; None means the system roots."""
+    """PEM file of the CA for the backend's certificate; None means gRPC's bundled public roots."""
     circuit_failures: int = 5
     """Consecutive failed calls that open the circuit."""
     circuit_cooldown: float = 10.0

@@ -125,7 +125,11 @@ class BackendModel(_Model):
     send_fields: list[FieldPath] | None = None
     tls: bool = False
     tls_ca: Text | None = None
-    """PEM file of the CA that signed the backend's certificate; the system roots when unset."""
+    """PEM file of the CA that signed the backend's certificate, relative to the policy directory.
+
+    Unset, gRPC's default roots are used: the public CAs bundled with grpcio, not the operating
+    system's trust store, so a private CA must be named here.
+    """
     circuit: CircuitModel = CircuitModel()
     description: str = ""
 

@@ -13,8 +13,10 @@ Changes that other replicas must see (a decision waiting for review, a verdict, 
 announced with ``NOTIFY`` inside the transaction, so the announcement is delivered only if the
 change commits. Each replica ``LISTEN``s on one connection and hands the decision ids to the
 callback given to `subscribe_changes` (the gateway fetches the decision and publishes it to its
-in-process notifier). Decisions made automatically are not announced: nobody can be waiting on
-them, and they are most of the traffic.
+in-process notifier). A lost connection is re-established (`gateway.store.pg_listen`), and then
+the callbacks given to `subscribe_resync` are told that announcements may have been missed.
+Decisions made automatically are not announced: nobody can be waiting on them, and they are
+most of the traffic.
 
 Claims do not go through the writer: they write no audit event, and row locks with
 ``FOR UPDATE SKIP LOCKED`` keep two reviewers (on any replicas) from taking one item.
@@ -35,6 +37,7 @@ import structlog
 from gateway.audit.chain import GENESIS, format_ts
 from gateway.errors import Conflict, FailedPrecondition, NotFound
 from gateway.store import codec
+from gateway.store.pg_listen import Backoff, ChangeListener
 from gateway.store.pg_migrations import apply_pg_migrations
 from gateway.store.pg_reviews import PostgresReviewsMixin
 from gateway.store.pg_sql import (
@@ -130,9 +133,17 @@ class PostgresStore(PostgresReviewsMixin):
             server settings (say ``?search_path=tenant``).
         max_batch: Most write jobs committed in one transaction.
         pool_size: Most connections for reads, claims and the writer.
+        listen_backoff: Waits between attempts to listen again after losing the connection.
     """
 
-    def __init__(self, dsn: str, *, max_batch: int = 256, pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_batch: int = 256,
+        pool_size: int = 8,
+        listen_backoff: Backoff | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if pool_size < 2:
@@ -144,8 +155,11 @@ class PostgresStore(PostgresReviewsMixin):
         """This store's name in NOTIFY payloads, so it skips its own announcements."""
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._listener = ChangeListener(
+            dsn, CHANNEL, self._on_notify, self._on_resync, listen_backoff
+        )
         self._callbacks: list[ChangeCallback] = []
+        self._resync_callbacks: list[Callable[[], None]] = []
         self._committed_head: tuple[int, str] = (0, GENESIS)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -167,8 +181,7 @@ class PostgresStore(PostgresReviewsMixin):
                 )
             if row is not None:
                 self._committed_head = (row[0], row[1])
-            self._listener = await asyncpg.connect(self.dsn)
-            await self._listener.add_listener(CHANNEL, self._on_notify)
+            await self._listener.start()
         except BaseException:
             await self._close_connections()
             raise
@@ -192,9 +205,7 @@ class PostgresStore(PostgresReviewsMixin):
         await self._close_connections()
 
     async def _close_connections(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            await listener.close()
+        await self._listener.stop()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -224,7 +235,24 @@ class PostgresStore(PostgresReviewsMixin):
         """Call ``callback(decision_id)`` for each change committed by another replica."""
         self._callbacks.append(callback)
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def subscribe_resync(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after listening resumes from a lost connection: changes made
+        meanwhile were not announced here, so anything waited on must be read again."""
+        self._resync_callbacks.append(callback)
+
+    @property
+    def listener(self) -> ChangeListener:
+        """The connection listening for other replicas' changes (for health and tests)."""
+        return self._listener
+
+    def _on_resync(self) -> None:
+        for callback in self._resync_callbacks:
+            try:
+                callback()
+            except Exception:  # one broken subscriber must not silence the others
+                log.exception("store.resync_callback_failed")
+
+    def _on_notify(self, payload: str) -> None:
         origin, _, decision_id = payload.partition(" ")
         if origin == self.origin or not decision_id:
             return

@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime
-
-import pytest
 
 from gateway.app import Gateway
 from gateway.client import AsyncGatewayClient
-from gateway.config import Settings
 from gateway.core.reviews import Reviewer
 from gateway.errors import Conflict
 from gateway.testing import create_api_key
 from gateway.types import Account, Role, Status, TaskKind, Verdict
+from tests.integration.replicas import replicas
 from tests.pgserver import pg_dsn, pg_server
 
-__all__ = ["pg_dsn", "pg_server"]
+__all__ = ["pg_dsn", "pg_server", "replicas"]
 
 ALICE = Reviewer("alice", "reviewer")
-
-
-@pytest.fixture
-async def replicas(settings: Settings, pg_dsn: str) -> AsyncIterator[tuple[Gateway, Gateway]]:
-    """Replicas A and B: own ports, stores and notifiers; one database and one key ring."""
-    shared = replace(settings, store=pg_dsn, admin_password="x" * 16)
-    a, b = Gateway(shared), Gateway(shared)
-    await a.start()
-    try:
-        await b.start()
-        try:
-            yield a, b
-        finally:
-            await b.stop()
-    finally:
-        await a.stop()
 
 
 async def _client(gw: Gateway, key: str) -> AsyncGatewayClient:

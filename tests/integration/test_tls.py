@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway._pb.hitl.gateway.v1 import gateway_pb2 as pb
 from gateway._pb.hitl.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -22,75 +16,16 @@ from gateway.client import AsyncGatewayClient, GatewayCallError
 from gateway.config import ConfigError, Settings
 from gateway.core.auth import certificate_identity
 from gateway.testing import create_api_key
-
-
-class Pki:
-    """A throwaway CA with server and client certificates, written as PEM files."""
-
-    def __init__(self, root: Path, name: str = "test-ca") -> None:
-        self.root = root
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        self.cert = (
-            self._builder(subject, subject, self.key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.ca_file = self._write(
-            f"{name}.pem", self.cert.public_bytes(serialization.Encoding.PEM)
-        )
-
-    @staticmethod
-    def _builder(
-        subject: x509.Name, issuer: x509.Name, public_key: object
-    ) -> x509.CertificateBuilder:
-        now = dt.datetime.now(dt.UTC)
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer)
-            .public_key(public_key)  # type: ignore[arg-type]
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-        )
-
-    def _write(self, name: str, data: bytes) -> Path:
-        path = self.root / name
-        path.write_bytes(data)
-        return path
-
-    def issue(self, common_name: str, *, server: bool = False) -> tuple[Path, Path]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        builder = self._builder(subject, self.cert.subject, key.public_key())
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-        cert = builder.sign(self.key, hashes.SHA256())
-        cert_file = self._write(f"{common_name}.crt", cert.public_bytes(serialization.Encoding.PEM))
-        key_file = self._write(
-            f"{common_name}.key",
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
-        return cert_file, key_file
+from tests.integration.tls_certs import TestCA
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path)
+def pki(tmp_path: Path) -> TestCA:
+    return TestCA(tmp_path)
 
 
 @pytest.fixture
-async def tls_gateway(settings: Settings, pki: Pki) -> AsyncIterator[Gateway]:
+async def tls_gateway(settings: Settings, pki: TestCA) -> AsyncIterator[Gateway]:
     cert, key = pki.issue("gateway", server=True)
     gw = Gateway(replace(settings, tls_cert=cert, tls_key=key, tls_client_ca=pki.ca_file))
     await gw.start()
@@ -100,7 +35,7 @@ async def tls_gateway(settings: Settings, pki: Pki) -> AsyncIterator[Gateway]:
         await gw.stop()
 
 
-def _secure(gw: Gateway, pki: Pki, client: tuple[Path, Path] | None) -> grpc.aio.Channel:
+def _secure(gw: Gateway, pki: TestCA, client: tuple[Path, Path] | None) -> grpc.aio.Channel:
     creds = grpc.ssl_channel_credentials(
         root_certificates=pki.ca_file.read_bytes(),
         private_key=client[1].read_bytes() if client else None,
@@ -127,17 +62,17 @@ async def test_plaintext_client_cannot_talk_to_tls_port(tls_gateway: Gateway) ->
 
 
 async def test_unknown_client_certificate_is_refused(
-    tls_gateway: Gateway, tmp_path: Path, pki: Pki
+    tls_gateway: Gateway, tmp_path: Path, pki: TestCA
 ) -> None:
     """A client certificate from another CA fails the handshake."""
-    stranger = Pki(tmp_path, "other-ca").issue("intruder")
+    stranger = TestCA(tmp_path, "other-ca").issue("intruder")
     async with _secure(tls_gateway, pki, stranger) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.DecisionGatewayStub(channel).Decide(_request("t-echo"), timeout=3)
     assert err.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
-async def test_certificate_identifies_its_application(tls_gateway: Gateway, pki: Pki) -> None:
+async def test_certificate_identifies_its_application(tls_gateway: Gateway, pki: TestCA) -> None:
     """A registered client certificate decides for its application without a key, and only it."""
     await tls_gateway.store.add_api_key(certificate_identity("credit-app", ("t-echo",)))
     async with _secure(tls_gateway, pki, pki.issue("credit-app")) as channel:
@@ -153,7 +88,7 @@ async def test_certificate_identifies_its_application(tls_gateway: Gateway, pki:
         assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_bearer_key_still_works_over_tls(tls_gateway: Gateway, pki: Pki) -> None:
+async def test_bearer_key_still_works_over_tls(tls_gateway: Gateway, pki: TestCA) -> None:
     """Over mutual TLS a bearer key takes precedence over the certificate, with its own scope."""
     key = await create_api_key(tls_gateway, "t-echo")
     async with _secure(tls_gateway, pki, pki.issue("any-client")) as channel:
@@ -191,7 +126,7 @@ async def test_rate_limit_answers_resource_exhausted_with_pushback(settings: Set
             await stub.Decide(_request("t-echo"), metadata=(("authorization", f"Bearer {other}"),))
 
 
-async def test_http_side_serves_tls(tls_gateway: Gateway, pki: Pki) -> None:
+async def test_http_side_serves_tls(tls_gateway: Gateway, pki: TestCA) -> None:
     """The HTTP port (health, UI, metrics) speaks TLS with the same certificate, not plain HTTP."""
     import ssl
 

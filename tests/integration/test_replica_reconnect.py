@@ -1,0 +1,47 @@
+"""Two gateway replicas on one PostgreSQL database when one loses its change listener."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.app import Gateway
+from gateway.client import AsyncGatewayClient
+from gateway.core.reviews import Reviewer
+from gateway.store.pg_listen import Backoff
+from gateway.store.postgres import PostgresStore
+from gateway.testing import create_api_key
+from gateway.types import Status, TaskKind, Verdict
+from tests.integration.replicas import replicas
+from tests.pgcontrol import Gate, terminate_listener
+from tests.pgserver import pg_dsn, pg_server
+
+__all__ = ["pg_dsn", "pg_server", "replicas"]
+
+
+async def test_verdict_given_while_a_was_deaf_still_answers_its_waiting_caller(
+    replicas: tuple[Gateway, Gateway], pg_dsn: str
+) -> None:
+    """A Decide waiting on A gets a verdict given on B while A's listener was down."""
+    a, b = replicas
+    assert isinstance(a.store, PostgresStore)
+    gate = Gate()
+    a.store.listener.backoff = Backoff(sleep=gate.sleep)
+    key = await create_api_key(a)
+    async with AsyncGatewayClient(f"127.0.0.1:{a.grpc_port}", api_key=key) as client:
+        call = asyncio.create_task(client.decide("t-echo", {"score": 0.5}, wait=30))
+        tasks = []
+        while not tasks:
+            await asyncio.sleep(0.02)
+            tasks = await b.store.list_review_tasks(TaskKind.DECISION)
+        await terminate_listener(pg_dsn, a.store)
+        await asyncio.wait_for(gate.holding.wait(), 10)
+        assert (await a.readiness())["store:changes"] is False
+        await b.reviews.submit(
+            tasks[0].decision_id, Reviewer("alice", "reviewer"), Verdict.APPROVE, "on B"
+        )
+        assert not call.done()
+
+        gate.opened.set()
+        decided = await asyncio.wait_for(call, 10)
+    assert decided.status is Status.APPROVED
+    assert (await a.readiness())["store:changes"] is True
