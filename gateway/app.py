@@ -25,6 +25,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from gateway._pb.hitl.audit.v1 import audit_pb2
 from gateway._pb.hitl.gateway.v1 import gateway_pb2
+from gateway.api.admin import SERVICE as ADMIN_SERVICE
+from gateway.api.admin import AdminServicer
 from gateway.api.audit import AuditServicer
 from gateway.api.decisions import SERVICE, DecisionGatewayServicer
 from gateway.api.http import health_app
@@ -33,13 +35,14 @@ from gateway.api.inference import InferenceServicer
 from gateway.api.metrics import metrics_route
 from gateway.api.tls import check_bind, server_credentials
 from gateway.audit.checkpointer import Checkpointer
-from gateway.audit.checkpoints import KEY_FILE, Checkpoint, Signer, public_key_pem
+from gateway.audit.checkpoints import Checkpoint, Signer, public_key_pem
 from gateway.audit.service import AuditTrail
 from gateway.backends.protocol import ModelBackend
 from gateway.backends.registry import application_backends, build_backend
-from gateway.config import ConfigError, Settings, sso_config
+from gateway.config import Settings, sso_config
 from gateway.core.accounts import AccountService
 from gateway.core.auth import KeyAuthenticator
+from gateway.core.erasure import SubjectErasure
 from gateway.core.inference import InferenceService
 from gateway.core.limits import InputLimits
 from gateway.core.notifier import Notifier
@@ -50,7 +53,8 @@ from gateway.core.reviews import ReviewService
 from gateway.core.sso import TrustedHeaderSso
 from gateway.core.sweeper import SlaSweeper
 from gateway.core.switches import KillSwitches
-from gateway.core.vault import Vault, VaultError
+from gateway.core.vault import Vault
+from gateway.keys import GatewayKeys, load_keys
 from gateway.policy import PolicySet, load_policies
 from gateway.store import StoreClosed, open_store, sqlite_path
 from gateway.store.pg_audit import PostgresAuditLog
@@ -61,7 +65,7 @@ from gateway.telemetry.tracing import setup_tracing, shutdown_tracing
 from reviewer_ui.app import PREFIX as UI_PREFIX
 from reviewer_ui.app import UiServices
 from reviewer_ui.app import build_app as build_ui
-from reviewer_ui.sessions import Sessions, load_secret
+from reviewer_ui.sessions import Sessions
 
 log = structlog.get_logger("gateway.app")
 
@@ -104,6 +108,8 @@ class Gateway:
     switches: KillSwitches
     queue: ReviewQueue
     vault: Vault
+    keys: GatewayKeys
+    sessions: Sessions
 
     async def start(self) -> None:
         if self._started:
@@ -123,10 +129,9 @@ class Gateway:
         setup_tracing()
         self.policies = load_policies(s.policies)
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self.vault = Vault.load(s.data_dir, s.data_key)
-        except VaultError as exc:  # a bad key ring stops start-up with a one-line message
-            raise ConfigError(f"data_key: {exc}") from None
+        # From the settings, or files under data_dir; refused on a shared store unless all set.
+        self.keys = load_keys(s)
+        self.vault = self.keys.vault
         self._store = self.store = open_store(s.store_url)
         await self.store.start()
         self.store.subscribe_changes(self._remote_change)
@@ -200,10 +205,12 @@ class Gateway:
             audit=self.audit,
             sso=TrustedHeaderSso(sso_config(s)),
         )
-        sessions = Sessions(load_secret(s.data_dir), idle=s.session_idle)
+        self.sessions = Sessions(
+            self.keys.session_key, store=cast(ReviewStore, self.store), idle=s.session_idle
+        )
         return [
             metrics_route(cast(ReviewStore, self.store).queue_stats),
-            Mount(UI_PREFIX, build_ui(services, sessions)),
+            Mount(UI_PREFIX, build_ui(services, self.sessions)),
             Route("/", RedirectResponse(UI_PREFIX + "/")),
         ]
 
@@ -221,6 +228,8 @@ class Gateway:
         server.add_generic_rpc_handlers((servicer.handler(self.auth),))
         auditor = AuditServicer(self.audit, public_key_pem(self.signer.public_key))
         server.add_generic_rpc_handlers((auditor.handler(self.auth),))
+        erasure = SubjectErasure(cast(ReviewStore, self.store), self.limits.max_id_length)
+        server.add_generic_rpc_handlers((AdminServicer(erasure).handler(self.auth),))
         inference = InferenceService(self.pipeline, self._backends, self.readiness)
         inferer = InferenceServicer(inference, self.limits)
         server.add_generic_rpc_handlers((inferer.handler(self.auth),))
@@ -229,6 +238,7 @@ class Gateway:
         names = (
             gateway_pb2.DESCRIPTOR.services_by_name["DecisionGateway"].full_name,
             audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+            ADMIN_SERVICE,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             INFERENCE_SERVICE,
             reflection.SERVICE_NAME,
@@ -249,9 +259,9 @@ class Gateway:
         await self._health.set(SERVICE, serving)
 
     async def _start_audit(self) -> None:
-        """The auditors' read side and the checkpoint signer (key created on first start)."""
+        """The auditors' read side and the checkpoint signer."""
         s = self.settings
-        self.signer = Signer.load_or_create(s.data_dir / KEY_FILE)
+        self.signer = self.keys.signer
         save: Callable[[Checkpoint], Awaitable[None]]
         if isinstance(self.store, PostgresStore):
             pg_log = PostgresAuditLog(self.store, self.signer.public_key)

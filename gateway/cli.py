@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("dir", type=Path, nargs="?", help="policy directory")
         p.set_defaults(func=fn)
 
-    keys = sub.add_parser("keys", help="API keys for business applications").add_subparsers(
+    keys = sub.add_parser("keys", help="API keys; the gateway's own secret keys").add_subparsers(
         dest="keys_command", required=True
     )
     p = keys.add_parser("create", help="create a key; it is printed once")
@@ -286,10 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("key_id")
     p.set_defaults(func=cmd_keys_revoke)
+    from gateway.cli_secrets import add_secrets_parser
+
+    add_secrets_parser(keys)
 
     from gateway.cli_audit import add_audit_parser
 
-    add_audit_parser(sub, _common, _audit_paths)
+    add_audit_parser(sub, _common, _audit_paths, _settings)
 
     from gateway.cli_users import add_users_parser
 

@@ -24,12 +24,13 @@ from gateway.audit.checkpoints import (
     KEY_FILE,
     Checkpoint,
     CheckpointError,
-    Signer,
     load_public_key,
     public_key_pem,
 )
 from gateway.audit.query import EventFilter
+from gateway.config import Settings
 from gateway.errors import InvalidInput
+from gateway.keys import configured_public_key
 from gateway.types import AuditEvent
 
 _COLUMNS = ("seq", "ts", "decision_id", "type", "actor", "trace_id", "span_id", "payload_digest")
@@ -276,7 +277,7 @@ def checkpoint_record(cp: Checkpoint) -> dict[str, Any]:
     }
 
 
-def cmd_verify(args: argparse.Namespace, db: Path, data_dir: Path) -> int:
+def cmd_verify(args: argparse.Namespace, db: Path, settings: Settings) -> int:
     from gateway.store.sqlite_audit import AuditFile
 
     if not db.exists():
@@ -289,8 +290,8 @@ def cmd_verify(args: argparse.Namespace, db: Path, data_dir: Path) -> int:
         except (OSError, ValueError) as exc:
             print(f"error: --public-key: {exc}", file=sys.stderr)
             return 2
-    elif (data_dir / KEY_FILE).exists():
-        public_key = Signer.load_or_create(data_dir / KEY_FILE).public_key
+    else:
+        public_key = configured_public_key(settings)
     extra: tuple[Checkpoint, ...] = ()
     if args.checkpoint:
         try:
@@ -322,6 +323,11 @@ def cmd_verify(args: argparse.Namespace, db: Path, data_dir: Path) -> int:
 def cmd_erase(args: argparse.Namespace, db: Path) -> int:
     from gateway.store.sqlite_audit import erase_payloads
 
+    if args.target:
+        return _run(lambda: _erase_online(args))
+    if args.reason:
+        print("error: --reason: only recorded by an erasure through --target", file=sys.stderr)
+        return 2
     if args.before is None and not args.subject:
         print("error: erase needs --before DATE or --subject REF", file=sys.stderr)
         return 2
@@ -338,15 +344,40 @@ def cmd_erase(args: argparse.Namespace, db: Path) -> int:
     return 0
 
 
-def cmd_public_key(args: argparse.Namespace, data_dir: Path) -> int:
-    path = data_dir / KEY_FILE
-    if not path.exists():
+def _erase_online(args: argparse.Namespace) -> int:
+    """A data subject's erasure through a running gateway (AdminService), audited there."""
+    import grpc
+
+    from gateway._pb.hitl.admin.v1 import admin_pb2, admin_pb2_grpc
+
+    if args.before is not None:
+        raise InvalidInput("--before", "payload retention runs on the file (--db), not --target")
+    if not args.subject:
+        raise InvalidInput("--subject", "the subject reference to erase is required")
+    key = args.key or os.environ.get("HITL_ADMIN_KEY", "")
+    if not key:
+        raise InvalidInput("--key", "an admin key is needed with --target (or HITL_ADMIN_KEY)")
+    with grpc.insecure_channel(args.target) as channel:
+        stub = admin_pb2_grpc.AdminServiceStub(channel)
+        request = admin_pb2.EraseSubjectRequest(subject_ref=args.subject, reason=args.reason or "")
+        resp = stub.EraseSubject(request, metadata=(("authorization", f"Bearer {key}"),))
+    print(
+        f"erased the stored input of {resp.decisions_erased} decisions and "
+        f"{resp.events_erased} event payloads; recorded as a subject.erased event"
+    )
+    return 0
+
+
+def cmd_public_key(args: argparse.Namespace, settings: Settings) -> int:
+    public_key = configured_public_key(settings)
+    if public_key is None:
         print(
-            f"error: no signing key at {path}; it is created when the gateway first starts",
+            f"error: no audit_signing_key set and no signing key at "
+            f"{settings.data_dir / KEY_FILE}; it is created when the gateway first starts",
             file=sys.stderr,
         )
         return 1
-    sys.stdout.write(public_key_pem(Signer.load_or_create(path).public_key))
+    sys.stdout.write(public_key_pem(public_key))
     return 0
 
 
@@ -371,6 +402,7 @@ def add_audit_parser(
     sub: Any,
     common: Callable[[argparse.ArgumentParser], None],
     paths: Callable[[argparse.Namespace], tuple[Path, Path]],
+    settings: Callable[[argparse.Namespace], Settings],
 ) -> None:
     """Add ``audit …`` to the top-level parser; ``paths(args)`` gives (db, data dir)."""
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(
@@ -421,19 +453,23 @@ def add_audit_parser(
     db_args(p, False)
     p.add_argument("--public-key", type=Path, help="PEM from `audit public-key`")
     p.add_argument("--checkpoint", type=Path, help="a checkpoint saved by `audit checkpoint`")
-    p.set_defaults(func=lambda a: cmd_verify(a, *paths(a)))
+    p.set_defaults(func=lambda a: cmd_verify(a, paths(a)[0], settings(a)))
 
     p = audit.add_parser("erase", help="erase payloads (the chain keeps their digests)")
-    db_args(p, False)
+    common(p)
+    p.add_argument("--db", type=Path, help="database file (default <data-dir>/gateway.db)")
+    p.add_argument("--target", help="a running gateway's gRPC address: audited subject erasure")
+    p.add_argument("--key", help="admin API key for --target (or HITL_ADMIN_KEY)")
     p.add_argument("--before", type=_ts_arg("--before"), help="events older than (ISO time)")
     p.add_argument(
         "--subject", help="events and stored inputs of decisions about this subject reference"
     )
+    p.add_argument("--reason", help="with --target: the erasure request's reference (required)")
     p.set_defaults(func=lambda a: cmd_erase(a, paths(a)[0]))
 
     p = audit.add_parser("public-key", help="print the checkpoint signing public key (PEM)")
     common(p)
-    p.set_defaults(func=lambda a: cmd_public_key(a, paths(a)[1]))
+    p.set_defaults(func=lambda a: cmd_public_key(a, settings(a)))
 
     p = audit.add_parser("checkpoint", help="print the latest signed checkpoint (JSON)")
     db_args(p, False)

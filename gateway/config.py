@@ -69,6 +69,14 @@ class Settings:
     data_key: str = field(default="", repr=False)
     """Data keys sealing ``sensitive_fields`` at rest (``HITL_DATA_KEY``): base64 AES-256 keys,
     comma-separated, newest last; empty means ``<data_dir>/data.keys``, created at first start."""
+    audit_signing_key: str = field(default="", repr=False)
+    """Ed25519 key signing audit checkpoints (``HITL_AUDIT_SIGNING_KEY``): base64 of the raw
+    32-byte private key; empty means ``<data_dir>/audit-signing-key.pem``, made at first start."""
+    session_key: str = field(default="", repr=False)
+    """Key signing reviewer UI cookies (``HITL_SESSION_KEY``): base64 of at least 32 random
+    bytes; empty means ``<data_dir>/ui-session.key``, created at first start. On a PostgreSQL
+    store ``data_key``, ``audit_signing_key`` and ``session_key`` must all be set, the same on
+    every replica (``hitl-gateway keys generate-secrets`` makes them)."""
     sso_user_header: str = ""
     """Header a trusted proxy sets to the signed-in user (e.g. ``X-Forwarded-User``); empty
     turns trusted-header SSO off."""
@@ -164,4 +172,7 @@ def load_settings(
         sso_config(settings)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    from gateway.keys import check_key_settings  # gateway.keys builds on this module
+
+    check_key_settings(settings)
     return settings

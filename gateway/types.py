@@ -235,3 +235,24 @@ class SwitchState:
     changed_by: str
     changed_at: datetime
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in reviewer UI session as stored, shared by every replica.
+
+    Keyed by the SHA-256 of the session id, never the id itself: someone who can read the
+    database cannot present a stored row as a cookie.
+    """
+
+    id_hash: str
+    """Hex SHA-256 of the session id the cookie carries."""
+    user: str
+    csrf: str
+    sso: bool
+    """Signed in by a trusted proxy's headers: valid only while the proxy keeps sending them."""
+    signed_in_at: datetime
+    last_seen: datetime
+    expires_at: datetime
+    """When the session ends unless used again (idle limit, capped by the absolute lifetime);
+    rows past it are purged."""

@@ -179,7 +179,7 @@ class _Routes:
 
     async def _signed_in(self, request: Request) -> tuple[Session | None, Account | None]:
         """The request's session and account: from a trusted proxy's headers, else the cookie."""
-        session = self.sessions.get(request)
+        session = await self.sessions.get(request)
         asserted = self._sso_account(request)
         if asserted is not None:
             stored = await self.s.accounts.get(asserted.name)
@@ -188,16 +188,16 @@ class _Routes:
             if session is None or not session.sso or session.user != asserted.name:
                 # A new session id and CSRF token whenever the asserted person changes, so a
                 # POST is still only accepted with a token from a page this person was shown.
-                session = self.sessions.sign_in(session, asserted.name, sso=True)
+                session = await self.sessions.sign_in(session, asserted.name, sso=True)
             return session, asserted
         if session is None or session.user is None:
             return session, None
         if session.sso:  # the proxy stopped vouching for this person
-            self.sessions.end(session)
+            await self.sessions.end(session)
             return None, None
         account = await self.s.accounts.get(session.user)
         if account is None or account.disabled:
-            self.sessions.end(session)
+            await self.sessions.end(session)
             return None, None
         return session, account
 
@@ -249,7 +249,7 @@ class _Routes:
                 return RedirectResponse(f"{PREFIX}/", status_code=303)
         except GatewayError as exc:
             return self.refusal(exc)
-        session, _ = self.sessions.get_or_create(request)
+        session, _ = await self.sessions.get_or_create(request)
         if session.user is not None:
             return self.redirect(request, session, "/")
         return self.render(request, session, "login.html", account=None)
@@ -259,7 +259,7 @@ class _Routes:
             self._sso_account(request)  # identity headers from an untrusted peer are refused
         except GatewayError as exc:
             return self.refusal(exc)
-        session, _ = self.sessions.get_or_create(request)
+        session, _ = await self.sessions.get_or_create(request)
         form = await request.form()
         if not csrf_ok(session, form.get("csrf")):
             session.flash.append(("error", "The sign-in form expired; please try again."))
@@ -272,14 +272,14 @@ class _Routes:
             session.flash.append(("error", exc.message))
             status = 429 if isinstance(exc, RateLimited) else 401
             return self.render(request, session, "login.html", status=status, account=None)
-        session = self.sessions.sign_in(session, account.name)
+        session = await self.sessions.sign_in(session, account.name)
         return self.redirect(request, session, "/")
 
     async def logout(self, request: Request) -> Response:
-        session = self.sessions.get(request)
+        session = await self.sessions.get(request)
         form = await request.form()
         if session is not None and csrf_ok(session, form.get("csrf")):
-            self.sessions.end(session)
+            await self.sessions.end(session)
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         self.sessions.clear_cookie(response)
         return response

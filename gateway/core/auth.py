@@ -22,8 +22,10 @@ from gateway.types import ApiKey
 _PREFIX = "hitl_"
 
 KEY_ROLES = ("app", "auditor", "admin")
-"""Roles a key can have: ``app`` decides for its applications; the others read the audit trail."""
+"""Roles a key can have: ``app`` decides for its applications; the others read the audit trail,
+and ``admin`` also erases a data subject's records (AdminService)."""
 AUDIT_ROLES = frozenset({"auditor", "admin"})
+ADMIN_ROLES = frozenset({"admin"})
 
 
 @dataclass(frozen=True, slots=True)

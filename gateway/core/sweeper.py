@@ -5,12 +5,16 @@ their tier's ``on_timeout``: ``escalate`` hands the item to the next higher-risk
 decisions (its groups, approvals and SLA, with a fresh deadline); ``approve`` or ``reject``
 makes the decision EXPIRED with that outcome. Each step is one audit event, and waiting callers
 hear it at once through the notifier.
+
+The same loop purges expired reviewer UI sessions once a minute: rows nobody came back to
+(sessions seen after expiry or signed out are deleted at once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -23,6 +27,8 @@ from gateway.store.protocol import ReviewStore
 from gateway.types import AuditDraft, Decision, ReviewTask
 
 log = structlog.get_logger("gateway.sweeper")
+SESSION_PURGE_INTERVAL = 60.0
+"""Seconds between purges of expired reviewer UI sessions."""
 
 
 class SlaSweeper:
@@ -55,9 +61,13 @@ class SlaSweeper:
                 await task
 
     async def _run(self) -> None:
+        next_purge = 0.0
         while True:
             try:
                 await self.sweep()
+                if time.monotonic() >= next_purge:
+                    await self._store.purge_sessions(self._clock())
+                    next_purge = time.monotonic() + SESSION_PURGE_INTERVAL
             except Exception:  # a failing sweep must not end the loop; the next one retries
                 log.exception("sweeper.failed")
             await asyncio.sleep(self._interval)

@@ -46,3 +46,15 @@ def erase_subject_inputs(path: str | Path, subject_ref: str) -> int:
         return total
     finally:
         conn.close()
+
+
+def checkpoint_wal(path: str | Path) -> None:
+    """Copy the write-ahead log into the database file and truncate it, so page images from
+    before an erasure leave the disk. Partial while readers hold old snapshots; the rest goes
+    at the next checkpoint."""
+    conn = sqlite3.connect(Path(path), isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()

@@ -219,6 +219,24 @@ BEGIN
 END;
 """,
     ),
+    Migration(
+        4,
+        "0004_ui_sessions",
+        """
+-- Signed-in reviewer UI sessions, so every replica and a restarted gateway see them. Keyed by
+-- the SHA-256 of the session id: the id itself (in the cookie) is never stored.
+CREATE TABLE ui_sessions (
+    id_hash      TEXT PRIMARY KEY,
+    account      TEXT NOT NULL,
+    csrf         TEXT NOT NULL,
+    sso          INTEGER NOT NULL,
+    signed_in_at TEXT NOT NULL,
+    last_seen    TEXT NOT NULL,
+    expires_at   TEXT NOT NULL
+);
+CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
+""",
+    ),
 )
 
 

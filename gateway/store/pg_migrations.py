@@ -195,6 +195,24 @@ CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_ch
     FOR EACH ROW EXECUTE FUNCTION audit_checkpoints_append_only();
 """,
     ),
+    Migration(
+        2,
+        "0002_ui_sessions",
+        """
+-- Signed-in reviewer UI sessions, shared by every replica. Keyed by the SHA-256 of the session
+-- id: the id itself (in the cookie) is never stored.
+CREATE TABLE ui_sessions (
+    id_hash      TEXT PRIMARY KEY,
+    account      TEXT NOT NULL,
+    csrf         TEXT NOT NULL,
+    sso          INTEGER NOT NULL,
+    signed_in_at TEXT COLLATE "C" NOT NULL,
+    last_seen    TEXT COLLATE "C" NOT NULL,
+    expires_at   TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
+""",
+    ),
 )
 
 _CREATE_TRACKING = """

@@ -37,9 +37,11 @@ import structlog
 from gateway.audit.chain import GENESIS, format_ts
 from gateway.errors import Conflict, FailedPrecondition, NotFound
 from gateway.store import codec
+from gateway.store.pg_erase import PostgresErasureMixin
 from gateway.store.pg_listen import Backoff, ChangeListener
 from gateway.store.pg_migrations import apply_pg_migrations
 from gateway.store.pg_reviews import PostgresReviewsMixin
+from gateway.store.pg_sessions import PostgresSessionsMixin
 from gateway.store.pg_sql import (
     INSERT_DECISION,
     INSERT_EVENT,
@@ -125,7 +127,7 @@ def _decision(row: Sequence[Any]) -> Decision:
     return codec.decision_from_row(values[:-1], values[-1])
 
 
-class PostgresStore(PostgresReviewsMixin):
+class PostgresStore(PostgresReviewsMixin, PostgresErasureMixin, PostgresSessionsMixin):
     """`gateway.store.protocol.ReviewStore` on a PostgreSQL database.
 
     Args:

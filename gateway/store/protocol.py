@@ -19,6 +19,7 @@ from gateway.types import (
     QueueItem,
     Review,
     ReviewTask,
+    SessionRecord,
     Status,
     SwitchState,
     TaskKind,
@@ -100,7 +101,25 @@ QueueCursor = tuple[str, int, int]
 """Keyset position in a review queue: (deadline or ``~``, tier rank, task id) of a page's end."""
 
 
-class ReviewStore(Store, Protocol):
+class SessionStore(Protocol):
+    """Reviewer UI sessions, shared by every replica. No audit events: sign-in is audited by
+    the accounts, and page views are not evidence."""
+
+    async def put_session(self, record: SessionRecord, *, replaces: str | None = None) -> None:
+        """Store a new session, deleting the one keyed ``replaces`` in the same write."""
+
+    async def get_session(self, id_hash: str) -> SessionRecord | None: ...
+
+    async def touch_session(self, id_hash: str, last_seen: datetime, expires_at: datetime) -> None:
+        """Record activity; a session deleted meanwhile stays deleted."""
+
+    async def delete_session(self, id_hash: str) -> None: ...
+
+    async def purge_sessions(self, now: datetime) -> int:
+        """Delete every session whose ``expires_at`` is before ``now``; returns how many."""
+
+
+class ReviewStore(Store, SessionStore, Protocol):
     """What the review queue, accounts and kill switches need besides the decision `Store`.
 
     Every write records its audit event in the same transaction.
@@ -178,6 +197,11 @@ class ReviewStore(Store, Protocol):
     ) -> None: ...
 
     async def append_event(self, event: AuditDraft) -> None: ...
+
+    async def erase_subject(self, subject_ref: str, event: AuditDraft) -> tuple[int, int]:
+        """Erase a data subject's stored inputs and event payloads with ``event`` appended;
+        returns (decisions, events) changed."""
+        ...
 
     async def add_account(self, account: Account, event: AuditDraft) -> None: ...
 

@@ -39,7 +39,9 @@ from gateway.audit.chain import GENESIS, format_ts
 from gateway.errors import Conflict, FailedPrecondition, GatewayError, NotFound
 from gateway.store import codec
 from gateway.store.migrations import apply_migrations
+from gateway.store.sqlite_erase import SQLiteErasureMixin
 from gateway.store.sqlite_reviews import SQLiteReviewsMixin
+from gateway.store.sqlite_sessions import SQLiteSessionsMixin
 from gateway.types import (
     ApiKey,
     AuditDraft,
@@ -173,7 +175,7 @@ def idempotency_lookup_sql(n: int) -> str:
     )
 
 
-class SQLiteStore(SQLiteReviewsMixin):
+class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
     """`gateway.store.protocol.Store` on one SQLite file.
 
     Args:

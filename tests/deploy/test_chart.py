@@ -94,6 +94,7 @@ def test_postgresql_mode_with_three_replicas_and_autoscaling() -> None:
         {
             "replicaCount": 3,
             "store": {"mode": "postgresql", "postgresql": {"existingSecret": "db", "key": "url"}},
+            "keys": {"existingSecret": "gw-keys"},
             "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 12},
         }
     )
@@ -106,7 +107,11 @@ def test_postgresql_mode_with_three_replicas_and_autoscaling() -> None:
     store = env(container(kinds))["HITL_STORE"]
     assert store == {"secretKeyRef": {"name": "db", "key": "url"}}
     no_hpa = render(
-        {"replicaCount": 3, "store": {"mode": "postgresql", "postgresql": {"existingSecret": "db"}}}
+        {
+            "replicaCount": 3,
+            "store": {"mode": "postgresql", "postgresql": {"existingSecret": "db"}},
+            "keys": {"existingSecret": "gw-keys"},
+        }
     )
     assert no_hpa["Deployment"][0]["spec"]["replicas"] == 3
 
@@ -155,7 +160,7 @@ def test_plaintext_must_be_allowed_or_tls_enabled() -> None:
 
 def test_postgresql_mode_requires_the_secret() -> None:
     """PostgreSQL mode without a database Secret fails to render with a clear message."""
-    with pytest.raises(helm.HelmError, match="existingSecret is required"):
+    with pytest.raises(helm.HelmError, match=r"store\.postgresql\.existingSecret is required"):
         helm.Chart.load(str(CHART)).render({"store": {"mode": "postgresql"}}, name="bank")
 
 

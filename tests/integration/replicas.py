@@ -9,13 +9,16 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.config import Settings
+from gateway.keys import generate_secrets
 
 
 @pytest.fixture
 async def replicas(settings: Settings, pg_dsn: str) -> AsyncIterator[tuple[Gateway, Gateway]]:
-    """Replicas A and B: own ports, stores and notifiers; one database and one key ring."""
-    shared = replace(settings, store=pg_dsn, admin_password="x" * 16)
-    a, b = Gateway(shared), Gateway(shared)
+    """Replicas A and B: own ports, stores, notifiers and data directories (as pods with an
+    emptyDir each); one database and one set of keys, given as settings."""
+    shared = replace(settings, store=pg_dsn, admin_password="x" * 16, **generate_secrets())
+    a = Gateway(replace(shared, data_dir=settings.data_dir / "a"))
+    b = Gateway(replace(shared, data_dir=settings.data_dir / "b"))
     await a.start()
     try:
         await b.start()

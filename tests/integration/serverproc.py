@@ -19,14 +19,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args],
         capture_output=True,
         text=True,
         input=stdin,
         timeout=60,
-        env={**os.environ, "HITL_LOG_LEVEL": "warning"},
+        env={**os.environ, "HITL_LOG_LEVEL": "warning", **(env or {})},
         check=False,
     )
 
