@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.core.api_keys import ApiKeyAdmin
 from gateway.errors import PolicyError
 
 
@@ -81,7 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     async def announce(gateway: Any) -> None:
         apps = tuple(sorted(gateway.policies.applications))
         token, record = new_key(apps)
-        await gateway.store.add_api_key(record)
+        await ApiKeyAdmin(gateway.store).create(record, actor="system:demo")
         port = gateway.grpc_port
         body = (
             '{"application": "credit-limit", "input": {"income": 85000, "debt_ratio": 0.2, '
@@ -192,7 +195,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         token, record = new_key(apps, role=args.role)
 
     async def create(store: Any) -> int:
-        await store.add_api_key(record)
+        await ApiKeyAdmin(store).create(record, actor=_cli_actor())
         return 0
 
     rc = _run(_with_store(settings, create))
@@ -203,9 +206,17 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return rc
 
 
+def _cli_actor() -> str:
+    """Who the audit trail names for a change made with this command: the operating system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container user without a name (say, a random uid)
+        return f"cli:uid-{os.getuid()}"
+
+
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     async def revoke(store: Any) -> int:
-        if await store.revoke_api_key(args.key_id):
+        if await ApiKeyAdmin(store).revoke(args.key_id, actor=_cli_actor()):
             print(f"revoked {args.key_id}")
             return 0
         print(f"error: no key {args.key_id!r}", file=sys.stderr)

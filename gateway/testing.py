@@ -9,6 +9,7 @@ async with Gateway(settings) as gw:
 from __future__ import annotations
 
 from gateway.app import Gateway
+from gateway.core.api_keys import ApiKeyAdmin
 from gateway.core.auth import new_key
 from gateway.core.reviews import Reviewer
 from gateway.types import Decision, JSONObject, TaskKind, Verdict
@@ -20,7 +21,7 @@ async def create_api_key(gateway: Gateway, *applications: str) -> str:
     """Store a new key for ``applications`` (all of them when none given); return the token."""
     apps = applications or tuple(sorted(gateway.policies.applications))
     token, record = new_key(tuple(apps))
-    await gateway.store.add_api_key(record)
+    await ApiKeyAdmin(gateway.store).create(record, actor="system:gateway.testing")
     return token
 
 

@@ -384,9 +384,10 @@ class PostgresStore(PostgresReviewsMixin, PostgresErasureMixin, PostgresSessions
 
         return await self._write(apply)
 
-    async def add_api_key(self, key: ApiKey) -> None:
-        """Store a new key. Raises `Conflict` when the key id is taken."""
+    async def add_api_key(self, key: ApiKey, event: AuditDraft | None = None) -> None:
+        """Store a new key, with ``event`` if given. Raises `Conflict` when the id is taken."""
         row = codec.api_key_row(key)
+        drafts = [codec.prepare_draft(event)] if event is not None else []
 
         async def add(tx: Tx) -> Any:
             done = await tx.conn.fetchval(
@@ -395,18 +396,25 @@ class PostgresStore(PostgresReviewsMixin, PostgresErasureMixin, PostgresSessions
                 "RETURNING 1",
                 *row,
             )
-            return None if done else Conflict(f"api key {key.key_id!r} exists")
+            if not done:
+                return Conflict(f"api key {key.key_id!r} exists")
+            await tx.append(drafts)
+            return None
 
         await self._write(add)
 
-    async def revoke_api_key(self, key_id: str) -> bool:
-        """Revoke a key; True when this call revoked it, False when missing or already revoked."""
+    async def revoke_api_key(self, key_id: str, event: AuditDraft | None = None) -> bool:
+        """Revoke a key, with ``event`` if given; True when this call revoked it, False (and no
+        event) when it is missing or already revoked."""
+        drafts = [codec.prepare_draft(event)] if event is not None else []
 
         async def revoke(tx: Tx) -> bool:
             done = await tx.conn.fetchval(
                 "UPDATE api_keys SET revoked = 1 WHERE key_id = $1 AND revoked = 0 RETURNING 1",
                 key_id,
             )
+            if done:
+                await tx.append(drafts)
             return bool(done)
 
         return await self._write(revoke)

@@ -14,8 +14,9 @@ with the fewest hops, and keeps every statement of a batch on the same thread as
 function that is easy to reason about. Reads use aiosqlite connections (a small pool), which
 run in parallel with the writer under WAL.
 
-Because the writer is the only writer, its in-memory chain head (last seq and hash, loaded at
-start) is authoritative. When a batch fails it is rolled back, the head is restored, and the
+Each batch reads the chain head (last seq and hash) right after taking SQLite's write lock, so
+another process appending to the same file (the CLI recording a key change) cannot make the
+chain fork. When a batch fails it is rolled back, the head is restored, and the
 batch is replayed one job per SAVEPOINT, so one bad job fails alone and leaves nothing
 half-written; the good ones still commit together.
 """
@@ -110,12 +111,14 @@ class _Review:
 @dataclass(slots=True)
 class _AddKey:
     row: tuple[Any, ...]
+    drafts: list[codec.PreparedDraft]
     fut: asyncio.Future[Any]
 
 
 @dataclass(slots=True)
 class _RevokeKey:
     key_id: str
+    drafts: list[codec.PreparedDraft]
     fut: asyncio.Future[Any]
 
 
@@ -259,14 +262,11 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             apply_migrations(conn, format_ts(datetime.now(UTC)))
-            last = conn.execute(
-                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
+            last = _read_head(conn)
         except BaseException:
             conn.close()
             raise
-        if last is not None:
-            self._head = self._committed_head = (last[0], last[1])
+        self._head = self._committed_head = last
         self._conn = conn
 
     async def _open_reader(self) -> aiosqlite.Connection:
@@ -377,17 +377,20 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
         result: Decision = await self._submit(job)
         return result
 
-    async def add_api_key(self, key: ApiKey) -> None:
-        """Store a new key. Raises `Conflict` when the key id is taken."""
+    async def add_api_key(self, key: ApiKey, event: AuditDraft | None = None) -> None:
+        """Store a new key, with ``event`` if given. Raises `Conflict` when the id is taken."""
         self._check_running()
         fut = asyncio.get_running_loop().create_future()
-        await self._submit(_AddKey(codec.api_key_row(key), fut))
+        drafts = [codec.prepare_draft(event)] if event is not None else []
+        await self._submit(_AddKey(codec.api_key_row(key), drafts, fut))
 
-    async def revoke_api_key(self, key_id: str) -> bool:
-        """Revoke a key; True when this call revoked it, False when missing or already revoked."""
+    async def revoke_api_key(self, key_id: str, event: AuditDraft | None = None) -> bool:
+        """Revoke a key, with ``event`` if given; True when this call revoked it, False (and no
+        event) when it is missing or already revoked."""
         self._check_running()
         fut = asyncio.get_running_loop().create_future()
-        result: bool = await self._submit(_RevokeKey(key_id, fut))
+        drafts = [codec.prepare_draft(event)] if event is not None else []
+        result: bool = await self._submit(_RevokeKey(key_id, drafts, fut))
         return result
 
     # -- the writer --------------------------------------------------------------------------
@@ -454,6 +457,7 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
         head = self._head
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._head = _read_head(conn)
             outcomes = self._apply(conn, batch, now)
             conn.execute("COMMIT")
             self._committed_head = self._head
@@ -472,6 +476,7 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
         head = self._head
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._head = _read_head(conn)
             outcomes: list[Any] = []
             for job in batch:
                 job_head = self._head
@@ -520,15 +525,19 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
                 outcomes.append(job.fn(conn, now))
             elif isinstance(job, _AddKey):
                 cur = conn.execute(_INSERT_KEY, job.row)
-                outcomes.append(
-                    None if cur.rowcount == 1 else Conflict(f"api key {job.row[0]!r} exists")
-                )
+                added = cur.rowcount == 1
+                if added:
+                    self._append_events(conn, job.drafts, now)
+                outcomes.append(None if added else Conflict(f"api key {job.row[0]!r} exists"))
             else:
                 cur = conn.execute(
                     "UPDATE api_keys SET revoked = 1 WHERE key_id = ? AND revoked = 0",
                     (job.key_id,),
                 )
-                outcomes.append(cur.rowcount == 1)
+                revoked = cur.rowcount == 1
+                if revoked:
+                    self._append_events(conn, job.drafts, now)
+                outcomes.append(revoked)
             i += 1
         return outcomes
 
@@ -695,3 +704,11 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
 
     def subscribe_changes(self, callback: Callable[[str], None]) -> None:
         """Nothing to subscribe to: one process owns the file and publishes its own changes."""
+
+
+def _read_head(conn: sqlite3.Connection) -> tuple[int, str]:
+    """The chain head as stored. Read inside each write transaction (which holds SQLite's write
+    lock), so another process appending to the same file, such as the CLI recording a key
+    change, never makes this writer fork the chain. One seek to the last row per batch."""
+    last = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    return (0, GENESIS) if last is None else (last[0], last[1])
