@@ -1,7 +1,9 @@
 """``hitl-gateway audit …``: the auditors' command line.
 
 Works offline on a database file (a copy, or the live file: WAL lets it read while the gateway
-writes), or against a running gateway over gRPC with ``--target`` and an auditor key. Output is
+writes), offline on a PostgreSQL database (``--store postgresql://…``: the primary, a replica or
+a restored backup, read-only), or against a running gateway over gRPC with ``--target`` and an
+auditor key. Output is
 a table for people, JSON Lines or CSV for tools; ``verify`` exits non-zero and names the first
 bad event when anything is off.
 """
@@ -15,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import orjson
 
@@ -99,15 +101,12 @@ def write_events(events: Iterable[AuditEvent], fmt: str, out: TextIO) -> int:
 # --- sources: a database file, or a running gateway -----------------------------------------
 
 
-class _Source:
-    def query(self, flt: EventFilter, limit: int) -> Iterator[AuditEvent]:
-        raise NotImplementedError
+class _Source(Protocol):
+    def query(self, flt: EventFilter, limit: int) -> Iterator[AuditEvent]: ...
 
-    def trail(self, decision_id: str) -> list[AuditEvent]:
-        raise NotImplementedError
+    def trail(self, decision_id: str) -> list[AuditEvent]: ...
 
-    def export(self, first: int, last: int | None) -> Iterator[AuditEvent]:
-        raise NotImplementedError
+    def export(self, first: int, last: int | None) -> Iterator[AuditEvent]: ...
 
 
 class _FileSource(_Source):
@@ -171,7 +170,11 @@ class _RemoteSource(_Source):
             yield event_from_pb(e)
 
 
-def _source(args: argparse.Namespace, db: Path) -> _Source:
+def _source(args: argparse.Namespace, db: Path | str) -> _Source:
+    if isinstance(db, str):
+        from gateway.store.pg_offline import PostgresTrailReader
+
+        return PostgresTrailReader(db)
     if args.target:
         key = args.key or os.environ.get("HITL_AUDIT_KEY", "")
         if not key:
@@ -190,7 +193,7 @@ def _run(fn: Callable[[], int]) -> int:
     try:
         return fn()
     except InvalidInput as exc:
-        print(f"error: {exc.field}: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)  # names the field
         return 2
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -203,7 +206,7 @@ def _run(fn: Callable[[], int]) -> int:
 # --- commands --------------------------------------------------------------------------------
 
 
-def cmd_query(args: argparse.Namespace, db: Path) -> int:
+def cmd_query(args: argparse.Namespace, db: Path | str) -> int:
     flt = EventFilter(
         since=args.since,
         until=args.until,
@@ -226,7 +229,7 @@ def cmd_query(args: argparse.Namespace, db: Path) -> int:
     return _run(run)
 
 
-def cmd_trail(args: argparse.Namespace, db: Path) -> int:
+def cmd_trail(args: argparse.Namespace, db: Path | str) -> int:
     def run() -> int:
         events = _source(args, db).trail(args.decision_id)
         if not events:
@@ -238,7 +241,7 @@ def cmd_trail(args: argparse.Namespace, db: Path) -> int:
     return _run(run)
 
 
-def cmd_export(args: argparse.Namespace, db: Path) -> int:
+def cmd_export(args: argparse.Namespace, db: Path | str) -> int:
     def run() -> int:
         if args.from_seq < 0 or args.to_seq < 0 or (args.to_seq and args.to_seq < args.from_seq):
             raise InvalidInput("--to", "the seq range is empty or inverted")
@@ -277,10 +280,10 @@ def checkpoint_record(cp: Checkpoint) -> dict[str, Any]:
     }
 
 
-def cmd_verify(args: argparse.Namespace, db: Path, settings: Settings) -> int:
+def cmd_verify(args: argparse.Namespace, db: Path | str, settings: Settings) -> int:
     from gateway.store.sqlite_audit import AuditFile
 
-    if not db.exists():
+    if isinstance(db, Path) and not db.exists():
         print(f"error: no database at {db}", file=sys.stderr)
         return 2
     public_key = None
@@ -303,10 +306,18 @@ def cmd_verify(args: argparse.Namespace, db: Path, settings: Settings) -> int:
             print("error: --checkpoint needs --public-key to check it", file=sys.stderr)
             return 2
     try:
-        report = AuditFile(db).verify(1, None, public_key, extra)
+        if isinstance(db, str):
+            from gateway.store.pg_offline import PostgresTrailReader
+
+            report = PostgresTrailReader(db).verify(public_key, extra)
+        else:
+            report = AuditFile(db).verify(1, None, public_key, extra)
     except CheckpointError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
+    except InvalidInput as exc:
+        print(f"error: {exc}", file=sys.stderr)  # names the field
+        return 2
     r = report.result
     if not r.ok:
         print(f"FAILED at event {r.first_bad_seq}: {r.reason}", file=sys.stderr)
@@ -320,11 +331,18 @@ def cmd_verify(args: argparse.Namespace, db: Path, settings: Settings) -> int:
     return 0
 
 
-def cmd_erase(args: argparse.Namespace, db: Path) -> int:
+def cmd_erase(args: argparse.Namespace, db: Path | str) -> int:
     from gateway.store.sqlite_audit import erase_payloads
 
     if args.target:
         return _run(lambda: _erase_online(args))
+    if isinstance(db, str):  # a PostgreSQL URL: no file form there
+        print(
+            "error: --target: on PostgreSQL, erase through a running gateway "
+            "(--target with an admin key)",
+            file=sys.stderr,
+        )
+        return 2
     if args.reason:
         print("error: --reason: only recorded by an erasure through --target", file=sys.stderr)
         return 2
@@ -381,13 +399,22 @@ def cmd_public_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_checkpoint(args: argparse.Namespace, db: Path) -> int:
+def cmd_checkpoint(args: argparse.Namespace, db: Path | str) -> int:
     from gateway.store.sqlite_audit import AuditFile
 
-    if not db.exists():
+    if isinstance(db, str):
+        from gateway.store.pg_offline import PostgresTrailReader
+
+        try:
+            cp = PostgresTrailReader(db).latest_checkpoint()
+        except InvalidInput as exc:
+            print(f"error: {exc}", file=sys.stderr)  # names the field
+            return 2
+    elif not db.exists():
         print(f"error: no database at {db}", file=sys.stderr)
         return 2
-    cp = AuditFile(db).latest_checkpoint()
+    else:
+        cp = AuditFile(db).latest_checkpoint()
     if cp is None:
         print("error: no checkpoint yet", file=sys.stderr)
         return 1
@@ -405,6 +432,18 @@ def add_audit_parser(
     settings: Callable[[argparse.Namespace], Settings],
 ) -> None:
     """Add ``audit …`` to the top-level parser; ``paths(args)`` gives (db, data dir)."""
+
+    def located(a: argparse.Namespace) -> Path | str:
+        """The database file, or the URL when the store is PostgreSQL and neither --db nor
+        --target names another source."""
+        from gateway.store import is_postgres_url
+
+        if not getattr(a, "db", None) and not getattr(a, "target", None):
+            url = settings(a).store_url
+            if is_postgres_url(url):
+                return url.strip()
+        return paths(a)[0]
+
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(
         dest="audit_command", required=True
     )
@@ -433,13 +472,13 @@ def add_audit_parser(
     p.add_argument("--outcome", help="decision status, e.g. APPROVED")
     p.add_argument("--oldest-first", action="store_true")
     p.add_argument("--limit", type=int, default=100, help="most events to print; 0 for all")
-    p.set_defaults(func=lambda a: cmd_query(a, paths(a)[0]))
+    p.set_defaults(func=lambda a: cmd_query(a, located(a)))
 
     p = audit.add_parser("trail", help="every event of one decision, in order")
     db_args(p, True)
     fmt(p)
     p.add_argument("decision_id")
-    p.set_defaults(func=lambda a: cmd_trail(a, paths(a)[0]))
+    p.set_defaults(func=lambda a: cmd_trail(a, located(a)))
 
     p = audit.add_parser("export", help="stream events of a seq range")
     db_args(p, True)
@@ -447,13 +486,16 @@ def add_audit_parser(
     p.add_argument("--from", dest="from_seq", type=int, default=1, help="first seq")
     p.add_argument("--to", dest="to_seq", type=int, default=0, help="last seq (0: the head)")
     p.add_argument("--output", type=Path, help="file to write (default stdout)")
-    p.set_defaults(func=lambda a: cmd_export(a, paths(a)[0]))
+    p.set_defaults(func=lambda a: cmd_export(a, located(a)))
 
-    p = audit.add_parser("verify", help="verify the hash chain and signed checkpoints (offline)")
+    p = audit.add_parser(
+        "verify",
+        help="verify the hash chain and signed checkpoints (offline: --db FILE or --store URL)",
+    )
     db_args(p, False)
     p.add_argument("--public-key", type=Path, help="PEM from `audit public-key`")
     p.add_argument("--checkpoint", type=Path, help="a checkpoint saved by `audit checkpoint`")
-    p.set_defaults(func=lambda a: cmd_verify(a, paths(a)[0], settings(a)))
+    p.set_defaults(func=lambda a: cmd_verify(a, located(a), settings(a)))
 
     p = audit.add_parser("erase", help="erase payloads (the chain keeps their digests)")
     common(p)
@@ -465,7 +507,7 @@ def add_audit_parser(
         "--subject", help="events and stored inputs of decisions about this subject reference"
     )
     p.add_argument("--reason", help="with --target: the erasure request's reference (required)")
-    p.set_defaults(func=lambda a: cmd_erase(a, paths(a)[0]))
+    p.set_defaults(func=lambda a: cmd_erase(a, located(a)))
 
     p = audit.add_parser("public-key", help="print the checkpoint signing public key (PEM)")
     common(p)
@@ -473,4 +515,4 @@ def add_audit_parser(
 
     p = audit.add_parser("checkpoint", help="print the latest signed checkpoint (JSON)")
     db_args(p, False)
-    p.set_defaults(func=lambda a: cmd_checkpoint(a, paths(a)[0]))
+    p.set_defaults(func=lambda a: cmd_checkpoint(a, located(a)))

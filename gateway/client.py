@@ -66,7 +66,7 @@ def decision_from_pb(msg: pb.Decision) -> Decision:
         application=msg.application,
         tier=msg.tier,
         status=Status(pb.DecisionStatus.Name(msg.status)),
-        input={},
+        input=_struct(msg.input),
         model=model,
         model_output=_struct(msg.model_output) if msg.HasField("model_output") else None,
         final_output=_struct(msg.final_output) if msg.HasField("final_output") else None,

@@ -24,6 +24,8 @@ if [ "$(id -u)" = 0 ]; then
   if [ "$(psql_ -c "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'")" != 1 ]; then
     psql_ -c "CREATE ROLE $ROLE LOGIN PASSWORD '$PASSWORD' CREATEDB" >&2
   fi
+  # CREATEROLE: tests create a SELECT-only auditor role of their own (the offline audit CLI).
+  psql_ -c "ALTER ROLE $ROLE CREATEROLE" >&2
   if [ "$(psql_ -c "SELECT 1 FROM pg_database WHERE datname = '$DB'")" != 1 ]; then
     psql_ -c "CREATE DATABASE $DB OWNER $ROLE" >&2
   fi

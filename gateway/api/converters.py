@@ -177,6 +177,7 @@ def _fill_value(target: struct_pb2.Value, value: Any) -> None:
 
 
 def decision_to_pb(d: Decision) -> pb.Decision:
+    """The wire form of ``d``, input included: give it only decisions the pipeline opened."""
     msg = pb.Decision(
         id=d.id,
         application=d.application,
@@ -190,6 +191,9 @@ def decision_to_pb(d: Decision) -> pb.Decision:
         labels=d.labels,
         approvals_needed=d.approvals_needed,
     )
+    # Always present, so an erased input reads as an explicit empty object, not a missing one.
+    msg.input.SetInParent()
+    _fill_struct(msg.input, d.input)
     if d.model is not None:
         m = msg.model
         m.backend = d.model.backend

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -21,7 +21,6 @@ from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.query import ChainReport, EventFilter
 from gateway.audit.verifier import verify_rows
 from gateway.store import codec
-from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import StoreClosed
 from gateway.store.sqlite_audit import BATCH
 from gateway.store.sqlite_audit import _where as sqlite_where
@@ -49,10 +48,24 @@ def _checkpoint(row: Any) -> Checkpoint:
     return Checkpoint(seq, hash_, signed_at, key, bytes(signature), bytes(signed))
 
 
-class PostgresAuditLog:
-    """`gateway.audit.query.AuditLog` over a running `PostgresStore`."""
+class TrailDatabase(Protocol):
+    """What `PostgresAuditLog` reads through: a running `PostgresStore`, or one read-only
+    connection of an auditor's (`gateway.store.pg_offline.ReadOnlyTrail`)."""
 
-    def __init__(self, store: PostgresStore, public_key: Ed25519PublicKey | None = None) -> None:
+    @property
+    def dsn(self) -> str: ...
+
+    @property
+    def pool(self) -> Any:
+        """An asyncpg pool or connection (both have ``fetch``, ``fetchrow``, ``fetchval``)."""
+
+    async def audit_events_for(self, decision_id: str) -> list[AuditEvent]: ...
+
+
+class PostgresAuditLog:
+    """`gateway.audit.query.AuditLog` over a running `PostgresStore` (or a `TrailDatabase`)."""
+
+    def __init__(self, store: TrailDatabase, public_key: Ed25519PublicKey | None = None) -> None:
         self._store = store
         self._public_key = public_key
 
@@ -130,15 +143,23 @@ class PostgresAuditLog:
             cp.signed,
         )
 
-    async def verify(self, first: int, last: int | None) -> ChainReport:
+    async def verify(
+        self, first: int, last: int | None, extra: tuple[Checkpoint, ...] = ()
+    ) -> ChainReport:
         """Verify events ``first..last``, and every stored checkpoint in range when keyed.
+
+        ``extra`` are checkpoints held outside the database (say, one an auditor saved
+        earlier): they catch a cut tail even when the stored checkpoints were removed with it.
 
         Raises:
             CheckpointError: A checkpoint's signature does not verify with the public key.
         """
         signed: dict[int, str] = {}
         if self._public_key is not None:
-            signed = cpmod.check_all(await self.checkpoints(first, last), self._public_key)
+            held = [*await self.checkpoints(first, last), *extra]
+            signed = cpmod.check_all(held, self._public_key)
+            if last is not None:
+                signed = {s: h for s, h in signed.items() if s <= last}
         prev = GENESIS
         if first > 1:
             found = await self._store.pool.fetchval(

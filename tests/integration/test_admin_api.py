@@ -46,12 +46,11 @@ async def test_admin_erases_a_subject_and_the_erasure_is_audited(
     request = pb.EraseSubjectRequest(subject_ref="cust-42", reason="DSR 2026-118")
     response = await stub.EraseSubject(request, metadata=md)
     assert (response.decisions_erased, response.events_erased) == (1, 1)
-    # Read back through the store: the gRPC Decision message does not carry the input.
-    erased = await gateway.store.get_decision(mine.id)
-    kept = await gateway.store.get_decision(other.id)
-    assert erased is not None and erased.input == {}
-    assert erased.status is mine.status  # the outcome stays
-    assert kept is not None and kept.input == {"score": 0.6}
+    # Read back as the owning application does, through GetDecision.
+    erased_decision = await client.get(mine.id)
+    assert erased_decision.input == {}
+    assert erased_decision.status is mine.status  # the outcome stays
+    assert (await client.get(other.id)).input == {"score": 0.6}
     events = await gateway.store.audit_events()
     erased = [e for e in events if e.type == "subject.erased"]
     assert len(erased) == 1
@@ -124,3 +123,11 @@ async def test_cli_erases_through_a_running_gateway(
     assert "1 decisions and 1 event payloads" in done.stdout
     stored = await gateway.store.get_decision(decision.id)
     assert stored is not None and stored.input == {}
+
+
+def test_file_erase_on_a_postgresql_store_points_to_the_gateway() -> None:
+    """`audit erase` without --target on a PostgreSQL store says to go through the gateway."""
+    done = cli("audit", "erase", "--subject", "c", env={"HITL_STORE": "postgresql://u@127.0.0.1/d"})
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --target:")
+    assert "Traceback" not in done.stderr

@@ -17,7 +17,8 @@ from gateway.audit.checkpoints import KEY_FILE, Signer, public_key_pem
 from gateway.cli import main
 from gateway.store import SQLiteStore
 from gateway.store.sqlite_audit import insert_checkpoint
-from gateway.types import AuditDraft, Decision, Status
+from gateway.types import AuditDraft, Decision
+from tests.audit_builders import audit_decision
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 N = 20
@@ -25,23 +26,7 @@ CHECKPOINT_AT = (10, 20)
 
 
 def _decision(i: int) -> Decision:
-    return Decision(
-        id=f"dec-{i}",
-        application="credit-limit",
-        tier="limited",
-        status=Status.PENDING_REVIEW,
-        input={"customer": {"name": "Ana", "national_id": f"ID{i}"}},
-        model=None,
-        model_output=None,
-        final_output=None,
-        reasons=(),
-        rule="route[0]",
-        created_at=T0,
-        updated_at=T0,
-        trace_id="",
-        policy_version="v1",
-        subject_ref=f"cust-{i % 3}",
-    )
+    return audit_decision(i, subject_ref=f"cust-{i % 3}")
 
 
 @pytest.fixture(scope="module")

@@ -262,6 +262,7 @@ class Decision(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     APPROVALS_NEEDED_FIELD_NUMBER: _builtins.int
     REVIEW_DEADLINE_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     application: _builtins.str
     tier: _builtins.str
@@ -299,6 +300,12 @@ class Decision(_message.Message):
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def review_deadline(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def input(self) -> _struct_pb2.Struct:
+        """The caller's input as stored, with the policy's sensitive_fields opened: only keys of the
+        owning application can read a decision. Empty after the data subject's erasure.
+        """
+
     def __init__(
         self,
         *,
@@ -320,10 +327,11 @@ class Decision(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         approvals_needed: _builtins.int = ...,
         review_deadline: _timestamp_pb2.Timestamp | None = ...,
+        input: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "final_output", b"final_output", "model", b"model", "model_output", b"model_output", "review_deadline", b"review_deadline", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "final_output", b"final_output", "input", b"input", "model", b"model", "model_output", b"model_output", "review_deadline", b"review_deadline", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "approvals_needed", b"approvals_needed", "created_at", b"created_at", "final_output", b"final_output", "id", b"id", "labels", b"labels", "model", b"model", "model_output", b"model_output", "policy_version", b"policy_version", "reasons", b"reasons", "review_deadline", b"review_deadline", "reviews", b"reviews", "rule", b"rule", "status", b"status", "subject_ref", b"subject_ref", "tier", b"tier", "trace_id", b"trace_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "approvals_needed", b"approvals_needed", "created_at", b"created_at", "final_output", b"final_output", "id", b"id", "input", b"input", "labels", b"labels", "model", b"model", "model_output", b"model_output", "policy_version", b"policy_version", "reasons", b"reasons", "review_deadline", b"review_deadline", "reviews", b"reviews", "rule", b"rule", "status", b"status", "subject_ref", b"subject_ref", "tier", b"tier", "trace_id", b"trace_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
