@@ -313,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from gateway.telemetry.logging import setup_cli_logging
+
+    # Until `serve` sets up its own: a log line of a one-shot command must not reach stdout.
+    setup_cli_logging(os.environ.get("HITL_LOG_LEVEL", "warning"))
     try:
         rc: int = args.func(args)
     except ConfigError as exc:

@@ -39,3 +39,20 @@ def setup_logging(level: str = "info", *, json: bool = True) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def setup_cli_logging(level: str = "warning") -> None:
+    """Logging for one-shot commands: plain lines on stderr, so stdout carries only what the
+    command prints (a new key's token, an export). ``serve`` replaces it with `setup_logging`;
+    loggers are not cached here, so that replacement reaches every logger."""
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
