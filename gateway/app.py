@@ -323,9 +323,11 @@ class Gateway:
         task.add_done_callback(self._remote_fetches.discard)
 
     def _resync(self) -> None:
-        """Changes made elsewhere may have gone unheard: re-read each decision waited on here."""
+        """Changes made elsewhere may have gone unheard: re-read each decision waited on here,
+        and have live queue pages fetch again."""
         for decision_id in self.notifier.waited_on():
             self._remote_change(decision_id)
+        self.notifier.refresh_all()
 
     async def _publish_remote(self, decision_id: str) -> None:
         try:

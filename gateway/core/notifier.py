@@ -17,10 +17,22 @@ Change = Decision | None
 """A published decision, or None: the gateway is shutting down, stop waiting."""
 
 
+class Refresh:
+    """Sent to `subscribe_all` subscribers when changes may have been missed (a replica's
+    change feed came back after an outage): read everything again."""
+
+    __slots__ = ()
+
+
+REFRESH = Refresh()
+AnyChange = Decision | Refresh | None
+"""What `subscribe_all` subscribers receive."""
+
+
 class Notifier:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[Change]]] = {}
-        self._everything: set[asyncio.Queue[Change]] = set()
+        self._everything: set[asyncio.Queue[AnyChange]] = set()
         self._closed = False
 
     @contextmanager
@@ -40,9 +52,9 @@ class Notifier:
                     del self._subscribers[decision_id]
 
     @contextmanager
-    def subscribe_all(self, maxsize: int = 1000) -> Iterator[asyncio.Queue[Change]]:
+    def subscribe_all(self, maxsize: int = 1000) -> Iterator[asyncio.Queue[AnyChange]]:
         """Receive every published change (live queue pages); a full queue drops changes."""
-        queue: asyncio.Queue[Change] = asyncio.Queue(maxsize)
+        queue: asyncio.Queue[AnyChange] = asyncio.Queue(maxsize)
         if self._closed:
             queue.put_nowait(None)
         self._everything.add(queue)
@@ -54,9 +66,15 @@ class Notifier:
     def publish(self, decision: Decision) -> None:
         for queue in self._subscribers.get(decision.id, ()):
             queue.put_nowait(decision)
+        for page in self._everything:
+            if not page.full():  # a slow page misses changes, it never grows memory
+                page.put_nowait(decision)
+
+    def refresh_all(self) -> None:
+        """Tell `subscribe_all` subscribers that changes may have gone unseen."""
         for queue in self._everything:
-            if not queue.full():  # a slow page misses changes, it never grows memory
-                queue.put_nowait(decision)
+            if not queue.full():  # a full queue already makes its reader catch up
+                queue.put_nowait(REFRESH)
 
     def close(self) -> None:
         """Wake every waiter with None so in-flight calls answer before shutdown."""
@@ -64,10 +82,10 @@ class Notifier:
         for subs in self._subscribers.values():
             for queue in subs:
                 queue.put_nowait(None)
-        for queue in self._everything:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(None)
+        for page in self._everything:
+            if page.full():
+                page.get_nowait()
+            page.put_nowait(None)
 
     def waited_on(self) -> list[str]:
         """Ids of the decisions someone here is waiting on (to re-read after missed changes)."""

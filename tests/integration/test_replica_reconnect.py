@@ -6,6 +6,7 @@ import asyncio
 
 from gateway.app import Gateway
 from gateway.client import AsyncGatewayClient
+from gateway.core.notifier import REFRESH
 from gateway.core.reviews import Reviewer
 from gateway.store.pg_listen import Backoff
 from gateway.store.postgres import PostgresStore
@@ -45,3 +46,19 @@ async def test_verdict_given_while_a_was_deaf_still_answers_its_waiting_caller(
         decided = await asyncio.wait_for(call, 10)
     assert decided.status is Status.APPROVED
     assert (await a.readiness())["store:changes"] is True
+
+
+async def test_live_pages_refresh_after_the_listener_comes_back(
+    replicas: tuple[Gateway, Gateway], pg_dsn: str
+) -> None:
+    """A queue page open on A is told to fetch again once A listens again after an outage."""
+    a, _ = replicas
+    assert isinstance(a.store, PostgresStore)
+    gate = Gate()
+    a.store.listener.backoff = Backoff(sleep=gate.sleep)
+    with a.notifier.subscribe_all() as page:
+        await terminate_listener(pg_dsn, a.store)
+        await asyncio.wait_for(gate.holding.wait(), 10)
+        assert page.empty()
+        gate.opened.set()
+        assert await asyncio.wait_for(page.get(), 10) is REFRESH
