@@ -101,7 +101,14 @@ def _worker(args: tuple[str, bytes, str, int, float]) -> tuple[int, int, list[fl
 
 
 def measure(
-    pool: Any, procs: int, address: str, payload: bytes, token: str, c: int, s: float, pids: Any
+    pool: Any,
+    procs: int,
+    address: str,
+    payload: bytes,
+    token: str,
+    c: int,
+    s: float,
+    pids: dict[str, int],
 ):
     per = max(1, c // procs)
     pending = pool.map_async(_worker, [(address, payload, token, per, s)] * procs)
