@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from gateway.types import Decision, Status
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 
 
-def audit_decision(i: int, *, subject_ref: str = "") -> Decision:
-    """Decision ``dec-<i>`` of credit-limit, held, with a customer's name and national id."""
+def audit_decision(
+    i: int, *, subject_ref: str = "", input: dict[str, Any] | None = None
+) -> Decision:
+    """Decision ``dec-<i>`` of credit-limit, held, with a customer's name and national id
+    (or ``input``)."""
+    if input is None:
+        input = {"customer": {"name": "Ana", "national_id": f"ID{i}"}}
     return Decision(
         id=f"dec-{i}",
         application="credit-limit",
         tier="limited",
         status=Status.PENDING_REVIEW,
-        input={"customer": {"name": "Ana", "national_id": f"ID{i}"}},
+        input=input
+        if input is not None
+        else {"customer": {"name": "Ana", "national_id": f"ID{i}"}},
         model=None,
         model_output=None,
         final_output=None,

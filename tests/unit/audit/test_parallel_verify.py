@@ -13,29 +13,15 @@ import pytest
 
 from gateway.audit.chain import GENESIS, canonical_bytes, chain_hash, parse_ts
 from gateway.store import SQLiteStore, sqlite_verify
-from gateway.types import AuditDraft, Decision, Status
+from gateway.types import AuditDraft, Decision
+from tests.audit_builders import audit_decision
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 N = 40  # two segments of 20 with PARALLEL_MIN = 10 on two cores: the seam is 20 | 21
 
 
 def _decision(i: int) -> Decision:
-    return Decision(
-        id=f"dec-{i}",
-        application="credit-limit",
-        tier="limited",
-        status=Status.PENDING_REVIEW,
-        input={"n": i},
-        model=None,
-        model_output=None,
-        final_output=None,
-        reasons=(),
-        rule="route[0]",
-        created_at=T0,
-        updated_at=T0,
-        trace_id="",
-        policy_version="v1",
-    )
+    return audit_decision(i, input={"n": i})
 
 
 @pytest.fixture
