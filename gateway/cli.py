@@ -233,9 +233,12 @@ def _audit_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     from gateway.store import sqlite_path
 
     settings = _settings(args)
-    return args.db if getattr(args, "db", None) else sqlite_path(settings.store_url), (
-        settings.data_dir
-    )
+    db: Path | None = getattr(args, "db", None)
+    if db is None:
+        return sqlite_path(settings.store_url), settings.data_dir
+    # A file named on the command line is read with the keys of its own data directory, never
+    # with those of whatever ./var the command happens to run beside.
+    return db, args.data_dir if getattr(args, "data_dir", None) else db.parent
 
 
 # --- parser ---------------------------------------------------------------------------------

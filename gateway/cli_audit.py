@@ -15,6 +15,7 @@ import csv
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -287,6 +288,7 @@ def cmd_verify(args: argparse.Namespace, db: Path | str, settings: Settings) -> 
         print(f"error: no database at {db}", file=sys.stderr)
         return 2
     public_key = None
+    key_source = str(args.public_key)
     if args.public_key:
         try:
             public_key = load_public_key(args.public_key.read_bytes())
@@ -294,7 +296,14 @@ def cmd_verify(args: argparse.Namespace, db: Path | str, settings: Settings) -> 
             print(f"error: --public-key: {exc}", file=sys.stderr)
             return 2
     else:
+        # No key given: the one this data directory's gateway signs with, named in the report,
+        # so a mismatch is never mistaken for a key the auditor chose.
         public_key = configured_public_key(settings)
+        key_source = (
+            "the audit_signing_key setting"
+            if settings.audit_signing_key.strip()
+            else str(settings.data_dir / KEY_FILE)
+        )
     extra: tuple[Checkpoint, ...] = ()
     if args.checkpoint:
         try:
@@ -313,7 +322,8 @@ def cmd_verify(args: argparse.Namespace, db: Path | str, settings: Settings) -> 
         else:
             report = AuditFile(db).verify(1, None, public_key, extra)
     except CheckpointError as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
+        used = "" if args.public_key else f" (public key of {key_source})"
+        print(f"FAILED: {exc}{used}", file=sys.stderr)
         return 1
     except InvalidInput as exc:
         print(f"error: {exc}", file=sys.stderr)  # names the field
@@ -444,6 +454,13 @@ def add_audit_parser(
                 return url.strip()
         return paths(a)[0]
 
+    def keyed(a: argparse.Namespace) -> Settings:
+        """Settings whose data directory is that of the file read: a file named with --db is
+        checked with the keys beside it, never with those of whatever ./var is nearby."""
+        if getattr(a, "db", None) is None:
+            return settings(a)
+        return replace(settings(a), data_dir=paths(a)[1])
+
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(
         dest="audit_command", required=True
     )
@@ -495,7 +512,7 @@ def add_audit_parser(
     db_args(p, False)
     p.add_argument("--public-key", type=Path, help="PEM from `audit public-key`")
     p.add_argument("--checkpoint", type=Path, help="a checkpoint saved by `audit checkpoint`")
-    p.set_defaults(func=lambda a: cmd_verify(a, located(a), settings(a)))
+    p.set_defaults(func=lambda a: cmd_verify(a, located(a), keyed(a)))
 
     p = audit.add_parser("erase", help="erase payloads (the chain keeps their digests)")
     common(p)

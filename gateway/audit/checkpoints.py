@@ -119,7 +119,10 @@ class Signer:
 def check(cp: Checkpoint, public_key: Ed25519PublicKey) -> None:
     """Raise `CheckpointError` unless ``cp`` is signed by ``public_key`` and says what it says."""
     if cp.key_id != key_id(public_key):
-        raise CheckpointError(cp.seq, f"signed by key {cp.key_id}, not by the given public key")
+        raise CheckpointError(
+            cp.seq,
+            f"signed by key {cp.key_id}, not by the key checked against {key_id(public_key)}",
+        )
     try:
         public_key.verify(cp.signature, cp.signed)
     except InvalidSignature:

@@ -20,10 +20,14 @@ def free_port() -> int:
 
 
 def cli(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         input=stdin,

@@ -5,6 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from gateway.app import Gateway
+from gateway.audit.checkpoints import Signer
+from gateway.client import AsyncGatewayClient
+from gateway.config import Settings
+from gateway.keys import KEY_FILE
+from gateway.testing import create_api_key
 from tests.integration.serverproc import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +88,27 @@ def test_audit_verify_without_database(tmp_path: Path) -> None:
     result = cli("audit", "verify", "--data-dir", str(tmp_path))
     assert result.returncode == 2
     assert "no database" in result.stderr
+
+
+async def test_audit_verify_of_a_file_uses_its_own_data_directory_keys(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`audit verify --db FILE` checks FILE's checkpoints with the key beside FILE, not ./var's."""
+    async with Gateway(settings) as gw:
+        key = await create_api_key(gw)
+        async with AsyncGatewayClient(f"127.0.0.1:{gw.grpc_port}", api_key=key) as c:
+            await c.decide("t-echo", {"score": 0.9})
+    db = settings.data_dir / "gateway.db"
+    elsewhere = tmp_path / "elsewhere"
+    # The demo's data directory in the working directory, with a signing key of its own.
+    Signer.load_or_create(elsewhere / "var" / KEY_FILE)
+
+    result = cli("audit", "verify", "--db", str(db), cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert "signed checkpoints checked" in result.stdout
+    assert "0 signed checkpoints" not in result.stdout
+
+    named = cli("audit", "verify", "--db", str(db), "--data-dir", str(elsewhere / "var"))
+    assert named.returncode == 1
+    assert "not by the key checked against" in named.stderr
+    assert str(elsewhere / "var" / KEY_FILE) in named.stderr
