@@ -577,10 +577,10 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             if check.target == "gateway" and check.status != "APPROVED":
-                print(
-                    "warning: the gateway did not auto-approve the benchmark input; "
-                    "the figures are not those of the auto path",
-                    file=sys.stderr,
+                raise RuntimeError(
+                    f"the gateway answered {check.status} (tier {check.tier!r}, rule "
+                    f"{check.rule!r}) to the benchmark input, not APPROVED: the figures would "
+                    f"not be those of the auto path; check the policies in {policies}"
                 )
 
         print(
@@ -645,7 +645,19 @@ def main(argv: list[str] | None = None) -> int:
         args.output.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         print(f"wrote {args.output}", file=sys.stderr)
         total_errors = sum(s.errors for s in summaries)
-        return 1 if total_errors else 0
+        empty = [
+            f"{r.target} round {r.round} at c={r.concurrency}"
+            for rs in runs.values()
+            for r in rs
+            if r.ok == 0
+        ]
+        if total_errors or empty:
+            if total_errors:
+                print(f"error: {total_errors} calls failed (listed above)", file=sys.stderr)
+            if empty:
+                print(f"error: no call completed in {', '.join(empty)}", file=sys.stderr)
+            return 1
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,11 @@ does, shown for context. Each row also gives the CPU each call costs the proxy p
 model server: on a small machine, where load, proxy and model share cores, CPU per call is
 what sets the ratio.
 
+Before measuring, one ModelInfer through each proxy checks the path: every one must return the
+model's score, and the gateway must answer it as an approved decision (OK, with its decision id
+in the trailers). The exit status is 1 when a check fails, when any call fails during the
+rounds, or when a run completes no call.
+
     python -m bench.oip_bench                     # 3 rounds, 32 in flight, 2 load processes
     python -m bench.oip_bench --rounds 1 --duration 3
 """
@@ -54,6 +59,8 @@ applications:
         - {{name: predict, datatype: FP64, shape: [1, 1], field: score}}
 """
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
+DECISION_ID_KEY = "x-hitl-decision-id"
+EXPECTED_SCORE = 0.9  # 0.5 * 1.0 + 0.4 * 1.0 from bench.oip_model_server
 # Load processes take a moment to start and connect before their warm-up second begins.
 START_SKEW = 0.3
 
@@ -67,10 +74,53 @@ def request_bytes(model: str) -> bytes:
     return request.SerializeToString()
 
 
+class BenchError(RuntimeError):
+    """The benchmark cannot give meaningful figures (wrong path, failed calls)."""
+
+
+def preflight(name: str, address: str, payload: bytes, token: str) -> str:
+    """One call through a proxy: the model's score must come back, and through the gateway as an
+    approved decision. Returns a line describing the answer; raises BenchError otherwise."""
+    import grpc
+
+    from gateway._pb.inference import grpc_service_pb2 as pb
+
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(METHOD)
+        try:
+            raw, rpc = call.with_call(
+                payload, metadata=(("authorization", f"Bearer {token}"),), timeout=10
+            )
+        except grpc.RpcError as exc:
+            trailers = dict(exc.trailing_metadata() or ())
+            decision = trailers.get(DECISION_ID_KEY, "")
+            raise BenchError(
+                f"preflight ModelInfer through {name} failed: {exc.code().name}: "
+                f"{exc.details()}"
+                + (f" (decision {decision}: not auto-approved)" if decision else "")
+            ) from None
+    response = pb.ModelInferResponse.FromString(raw)
+    if len(response.raw_output_contents) != 1 or len(response.raw_output_contents[0]) != 8:
+        raise BenchError(f"preflight through {name}: unexpected response {response}")
+    (score,) = struct.unpack("<d", response.raw_output_contents[0])
+    if abs(score - EXPECTED_SCORE) > 1e-9:
+        raise BenchError(f"preflight through {name}: score {score}, expected {EXPECTED_SCORE}")
+    decision = dict(rpc.trailing_metadata() or ()).get(DECISION_ID_KEY, "")
+    if name == "gateway" and not decision:
+        raise BenchError(
+            f"preflight through {name}: OK without a decision id in the trailers; "
+            f"{address} is not the gateway's decision path"
+        )
+    return f"preflight {name}: OK, score {score:g}" + (
+        f", approved decision {decision}" if decision else ""
+    )
+
+
 async def _load(address: str, payload: bytes, token: str, concurrency: int, seconds: float):
     import grpc
 
     ok = errors = 0
+    first_error = ""
     latencies: list[float] = []
     metadata = (("authorization", f"Bearer {token}"),)
     async with grpc.aio.insecure_channel(address) as channel:
@@ -80,12 +130,13 @@ async def _load(address: str, payload: bytes, token: str, concurrency: int, seco
         until = warm_until + seconds
 
         async def client() -> None:
-            nonlocal ok, errors
+            nonlocal ok, errors, first_error
             while (now := time.perf_counter()) < until:
                 try:
                     await call(payload, metadata=metadata, timeout=10)
-                except grpc.aio.AioRpcError:
+                except grpc.aio.AioRpcError as exc:
                     errors += 1
+                    first_error = first_error or f"{exc.code().name}: {exc.details()}"
                     continue
                 end = time.perf_counter()
                 if now >= warm_until and end <= until:
@@ -93,10 +144,10 @@ async def _load(address: str, payload: bytes, token: str, concurrency: int, seco
                     latencies.append(end - now)
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
-    return ok, errors, latencies
+    return ok, errors, latencies, first_error
 
 
-def _worker(args: tuple[str, bytes, str, int, float]) -> tuple[int, int, list[float]]:
+def _worker(args: tuple[str, bytes, str, int, float]) -> tuple[int, int, list[float], str]:
     return asyncio.run(_load(*args))
 
 
@@ -120,6 +171,7 @@ def measure(
     results = pending.get()
     ok = sum(r[0] for r in results)
     errors = sum(r[1] for r in results)
+    first_error = next((r[3] for r in results if r[3]), "")
     lat = sorted(x for r in results for x in r[2])
     p50 = lat[len(lat) // 2] * 1000 if lat else float("nan")
     p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else float("nan")
@@ -128,7 +180,15 @@ def measure(
         for name in pids
         if before[name] is not None and after[name] is not None
     }
-    return {"rate": ok / s, "errors": errors, "p50_ms": p50, "p99_ms": p99, **cpu}
+    return {
+        "rate": ok / s,
+        "ok": ok,
+        "errors": errors,
+        "first_error": first_error,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        **cpu,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +208,48 @@ def main(argv: list[str] | None = None) -> int:
         "HITL_RATE_BURST": "1000000",
     }
     servers: list[Server] = []
+    try:
+        runs = _run(args, env, servers)
+    except RuntimeError as exc:  # BenchError, or a server that did not start
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    summary = {
+        name: {k: statistics.median(run[k] for run in rs) for k in rs[0] if k != "first_error"}
+        for name, rs in runs.items()
+    }
+    ratio = summary["gateway"]["rate"] / summary["passthrough"]["rate"]
+    parsing = summary["parsing"]["rate"] / summary["passthrough"]["rate"]
+    print(
+        f"\nconcurrency {args.concurrency}: pass-through {summary['passthrough']['rate']:.0f}/s, "
+        f"gateway OIP proxy {summary['gateway']['rate']:.0f}/s -> ratio {ratio:.2f}x "
+        f"(goal >= 0.85x); parsing proxy {summary['parsing']['rate']:.0f}/s -> {parsing:.2f}x"
+    )
+    print(json.dumps({"concurrency": args.concurrency, "ratio": round(ratio, 3), **summary}))
+    failed = [
+        f"{name} round {i + 1}: {run['errors']} errors (first: {run['first_error']})"
+        for name, rs in runs.items()
+        for i, run in enumerate(rs)
+        if run["errors"]
+    ]
+    empty = [
+        f"{name} round {i + 1}"
+        for name, rs in runs.items()
+        for i, run in enumerate(rs)
+        if not run["ok"]
+    ]
+    if failed or empty:
+        for line in failed:
+            print(f"error: {line}", file=sys.stderr)
+        if empty:
+            print(f"error: no call completed in {', '.join(empty)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(
+    args: argparse.Namespace, env: dict[str, str], servers: list[Server]
+) -> dict[str, list[dict[str, Any]]]:
+    """Start the servers (appended to ``servers``), check each path, then measure the rounds."""
     with tempfile.TemporaryDirectory(prefix="oip-bench-") as tmp:
         work = Path(tmp)
         try:
@@ -171,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             keys += ["--data-dir", str(data_dir), "--policies", str(policies)]
             made = subprocess.run(keys, cwd=REPO, env=env, capture_output=True, text=True)
             if made.returncode != 0:
-                raise RuntimeError(made.stderr)
+                raise BenchError(f"keys create failed: {made.stderr}")
             token = made.stdout.splitlines()[0].strip()
             argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
             argv_gw += ["--policies", str(policies), "--grpc-port", str(gw_port)]
@@ -186,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                 "parsing": (servers[2], request_bytes(MODEL)),
                 "gateway": (servers[3], request_bytes(MODEL)),
             }
-            runs: dict[str, list[dict[str, float]]] = {k: [] for k in targets}
+            for name, (proxy, payload) in targets.items():
+                print(preflight(name, proxy.address, payload, token), flush=True)
+            runs: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
             ctx = mp.get_context("spawn")
             with ctx.Pool(args.procs) as pool:
                 for r in range(args.rounds):
@@ -213,22 +317,15 @@ def main(argv: list[str] | None = None) -> int:
                             f"{got.get('model_cpu_us', float('nan')):.0f} us",
                             flush=True,
                         )
+            return runs
+        except RuntimeError as exc:
+            # The logs go with the temporary directory: keep the gateway's tail with the error.
+            gateway = next((s for s in servers if s.name == "gateway" and s.proc), None)
+            tail = f"\ngateway log tail:\n{gateway.log_tail()}" if gateway is not None else ""
+            raise BenchError(f"{exc}{tail}") from None
         finally:
             for server in reversed(servers):
                 server.stop()
-    summary = {
-        name: {k: statistics.median(run[k] for run in rs) for k in rs[0]}
-        for name, rs in runs.items()
-    }
-    ratio = summary["gateway"]["rate"] / summary["passthrough"]["rate"]
-    parsing = summary["parsing"]["rate"] / summary["passthrough"]["rate"]
-    print(
-        f"\nconcurrency {args.concurrency}: pass-through {summary['passthrough']['rate']:.0f}/s, "
-        f"gateway OIP proxy {summary['gateway']['rate']:.0f}/s -> ratio {ratio:.2f}x "
-        f"(goal >= 0.85x); parsing proxy {summary['parsing']['rate']:.0f}/s -> {parsing:.2f}x"
-    )
-    print(json.dumps({"concurrency": args.concurrency, "ratio": round(ratio, 3), **summary}))
-    return 0
 
 
 if __name__ == "__main__":

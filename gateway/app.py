@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,7 +19,7 @@ from typing import cast
 import grpc
 import structlog
 import uvicorn
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -28,11 +29,13 @@ from gateway._pb.hitl.gateway.v1 import gateway_pb2
 from gateway.api.admin import SERVICE as ADMIN_SERVICE
 from gateway.api.admin import AdminServicer
 from gateway.api.audit import AuditServicer
+from gateway.api.connections import ConnectionLimits, protocol_class
 from gateway.api.decisions import SERVICE, DecisionGatewayServicer
 from gateway.api.http import health_app
 from gateway.api.inference import SERVICE as INFERENCE_SERVICE
 from gateway.api.inference import InferenceServicer
 from gateway.api.metrics import metrics_route
+from gateway.api.public import Health, reflection_handler
 from gateway.api.tls import check_bind, server_credentials
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.checkpoints import Checkpoint, Signer, public_key_pem
@@ -50,6 +53,7 @@ from gateway.core.pipeline import DecisionPipeline
 from gateway.core.queue import ReviewQueue
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.reviews import ReviewService
+from gateway.core.slots import CallSlots
 from gateway.core.sso import TrustedHeaderSso
 from gateway.core.sweeper import SlaSweeper
 from gateway.core.switches import KillSwitches
@@ -60,7 +64,7 @@ from gateway.store import StoreClosed, open_store, sqlite_path
 from gateway.store.pg_audit import PostgresAuditLog
 from gateway.store.postgres import PostgresStore
 from gateway.store.protocol import ReviewStore, Store
-from gateway.store.sqlite_audit import AuditFile, SQLiteAuditLog, insert_checkpoint
+from gateway.store.sqlite_audit import AuditFile, CheckpointWriter, SQLiteAuditLog
 from gateway.telemetry.tracing import setup_tracing, shutdown_tracing
 from reviewer_ui.app import PREFIX as UI_PREFIX
 from reviewer_ui.app import UiServices
@@ -151,7 +155,9 @@ class Gateway:
             vault=self.vault,
         )
         self.reviews = ReviewService(self.store, self.notifier)
-        self.auth = KeyAuthenticator(self.store, limiter=RateLimiter(s.rate_limit, s.rate_burst))
+        slots = CallSlots(s.max_concurrent_rpcs, s.max_calls_per_key, s.max_public_streams)
+        limiter = RateLimiter(s.rate_limit, s.rate_burst)
+        self.auth = KeyAuthenticator(self.store, limiter=limiter, slots=slots)
         await self._start_reviewing()
         await self._start_audit()
         await self._start_grpc()
@@ -216,15 +222,25 @@ class Gateway:
 
     async def _start_grpc(self) -> None:
         s = self.settings
+        # Our own accounting bounds calls in progress (gateway.core.slots), not grpc.aio's
+        # maximum_concurrent_rpcs: that counts health checks too, and one key's idle watches
+        # filled it so that the health check and every other key were refused.
+        admitted = s.max_concurrent_rpcs + s.max_public_streams
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),
                 ("grpc.so_reuseport", 0),
+                # grpc core cancels calls queued for the event loop beyond 1,000 (at random;
+                # 3,000: all), before our code sees them: a burst of 2,000 watches lost one in
+                # ten, unlogged. Queue what the bounds admit, so that they refuse the excess.
+                ("grpc.server.max_pending_requests", admitted),
+                ("grpc.server.max_pending_requests_hard_limit", 2 * admitted),
             ],
-            maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
-        servicer = DecisionGatewayServicer(self.pipeline, self.limits)
+        servicer = DecisionGatewayServicer(
+            self.pipeline, self.limits, watch_lifetime=s.watch_max_seconds
+        )
         server.add_generic_rpc_handlers((servicer.handler(self.auth),))
         auditor = AuditServicer(self.audit, public_key_pem(self.signer.public_key))
         server.add_generic_rpc_handlers((auditor.handler(self.auth),))
@@ -233,8 +249,8 @@ class Gateway:
         inference = InferenceService(self.pipeline, self._backends, self.readiness)
         inferer = InferenceServicer(inference, self.limits)
         server.add_generic_rpc_handlers((inferer.handler(self.auth),))
-        self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self._health = Health(self.auth.slots)
+        server.add_generic_rpc_handlers((self._health.handler(),))
         names = (
             gateway_pb2.DESCRIPTOR.services_by_name["DecisionGateway"].full_name,
             audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
@@ -243,7 +259,7 @@ class Gateway:
             INFERENCE_SERVICE,
             reflection.SERVICE_NAME,
         )
-        reflection.enable_server_reflection(names, server)
+        server.add_generic_rpc_handlers((reflection_handler(names, self.auth.slots),))
         address = f"{s.grpc_host}:{s.grpc_port}"
         if s.tls_cert is not None and s.tls_key is not None:
             creds = server_credentials(s.tls_cert, s.tls_key, s.tls_client_ca)
@@ -263,6 +279,7 @@ class Gateway:
         s = self.settings
         self.signer = self.keys.signer
         save: Callable[[Checkpoint], Awaitable[None]]
+        close: Callable[[], Awaitable[None]] | None = None
         if isinstance(self.store, PostgresStore):
             pg_log = PostgresAuditLog(self.store, self.signer.public_key)
             self.audit = AuditTrail(pg_log)
@@ -272,9 +289,9 @@ class Gateway:
             path = sqlite_path(s.store_url)
             self.audit = AuditTrail(SQLiteAuditLog(path, self.signer.public_key))
             latest = await asyncio.to_thread(AuditFile(path).latest_checkpoint)
-
-            async def save(cp: Checkpoint) -> None:
-                await asyncio.to_thread(insert_checkpoint, path, cp)
+            # A kept connection: signing must not need a file handle a flood may have taken.
+            writer = await asyncio.to_thread(CheckpointWriter, path)
+            save, close = writer.save, writer.close
 
         self._checkpointer = Checkpointer(
             self.store.chain_head,
@@ -283,6 +300,7 @@ class Gateway:
             every_events=s.audit_checkpoint_events,
             every_seconds=s.audit_checkpoint_seconds,
             last_seq=0 if latest is None else latest.seq,
+            close=close,
         )
         await self._checkpointer.start()
 
@@ -294,8 +312,17 @@ class Gateway:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((s.http_host, s.http_port))
         self.http_port = sock.getsockname()[1]
+        limits = ConnectionLimits(
+            idle_timeout=s.http_idle_timeout,
+            header_timeout=s.http_header_timeout,
+            per_client=s.http_max_connections_per_client,
+            total=s.http_max_connections,
+        )
         config = uvicorn.Config(
             health_app(self.readiness, self._http_routes()),
+            # Idle, header-read and per-address limits uvicorn's own protocols lack.
+            http=protocol_class(limits),
+            timeout_keep_alive=max(1, math.ceil(s.http_idle_timeout)),
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -338,7 +365,9 @@ class Gateway:
             self.notifier.publish(decision)
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"store": self._store is not None and not self._stopped}
+        store = self._store
+        # A commit, not just a running store: reads still work on a full disk (`store.probe`).
+        checks = {"store": store is not None and not self._stopped and await store.probe()}
         if isinstance(self._store, PostgresStore):  # deaf to other replicas, waiters would hang
             checks["store:changes"] = self._store.listener.connected
         for name, backend in self._backends.items():

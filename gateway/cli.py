@@ -165,7 +165,7 @@ async def _with_store(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from gateway.core.auth import new_key
+    from gateway.core.auth import check_role, new_key
     from gateway.policy import load_policies
 
     settings = _settings(args)
@@ -182,6 +182,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         print("error: --app: an application key needs at least one application", file=sys.stderr)
         return 2
     apps = tuple(sorted(set(args.app)))
+    try:
+        check_role(args.role, apps)
+    except ValueError as exc:
+        print(f"error: --app: {exc}", file=sys.stderr)
+        return 2
     if args.client_cn:
         from gateway.core.auth import certificate_identity
 
@@ -289,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--role",
         choices=("app", "auditor", "admin"),
         default="app",
-        help="app keys decide for --app; auditor and admin keys read the audit trail",
+        help="app keys decide for --app; auditor and admin keys (no --app) read the audit trail",
     )
     p.add_argument(
         "--client-cn",

@@ -10,6 +10,8 @@ id (for example when the model was down and the policy rejected).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,32 +21,48 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from gateway._pb.hitl.gateway.v1 import gateway_pb2 as pb
 from gateway._pb.hitl.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from gateway.client_retry import RetryPolicy, new_idempotency_key
 from gateway.types import Decision, ModelRef, Review, Status, Validation, Verdict
 
-__all__ = ["AsyncGatewayClient", "GatewayCallError", "GatewayClient"]
+__all__ = ["AsyncGatewayClient", "GatewayCallError", "GatewayClient", "RetryPolicy"]
 
 
 class GatewayCallError(Exception):
     """A call the gateway refused or could not complete."""
 
-    def __init__(self, code: grpc.StatusCode, details: str, decision_id: str = "") -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        decision_id: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
         self.decision_id = decision_id
         """Set when the refusal refers to a recorded decision (e.g. UNAVAILABLE)."""
+        self.retry_after = retry_after
+        """Seconds the gateway asked the caller to wait before retrying (its pushback)."""
+
+    def retry_wait(self, policy: RetryPolicy, attempt: int) -> float | None:
+        """Seconds to wait before retrying after call ``attempt`` failed so, or None."""
+        return policy.wait(attempt, self.code, self.decision_id, self.retry_after)
 
 
 def _error(exc: grpc.RpcError) -> GatewayCallError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     decision_id = ""
+    retry_after: float | None = None
     trailers = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
     pairs: Any = trailers or ()  # grpc's stubs type metadata entries loosely
     for key, value in pairs:
         if key == "x-hitl-decision-id":
             decision_id = str(value)
-    return GatewayCallError(code, details or "", decision_id)
+        elif key == "grpc-retry-pushback-ms" and str(value).isdigit():
+            retry_after = int(value) / 1000
+    return GatewayCallError(code, details or "", decision_id, retry_after)
 
 
 def _ts(msg: timestamp_pb2.Timestamp) -> datetime:
@@ -94,6 +112,20 @@ def decision_from_pb(msg: pb.Decision) -> Decision:
     )
 
 
+def _progress(decision: Decision) -> tuple[datetime, int, Status]:
+    """What tells one state of a decision from the next (the gateway's own test)."""
+    return decision.updated_at, len(decision.reviews), decision.status
+
+
+def _watch_again(received: int, last: Decision | None) -> bool:
+    """Whether a watch that ended should be opened again: the decision is still open.
+
+    A stream that ended without a message is not opened again, so a peer that answers nothing
+    cannot make the client spin.
+    """
+    return received > 0 and last is not None and not last.status.is_final
+
+
 def _request(
     application: str,
     input: Mapping[str, Any],
@@ -125,11 +157,13 @@ class AsyncGatewayClient:
         api_key: str,
         channel: grpc.aio.Channel | None = None,
         timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._channel = channel or grpc.aio.insecure_channel(target)
         self._stub = pb_grpc.DecisionGatewayStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self._timeout = timeout
+        self._retry = retry or RetryPolicy()
 
     async def decide(
         self,
@@ -141,22 +175,35 @@ class AsyncGatewayClient:
         labels: Mapping[str, str] | None = None,
         wait: float = 0.0,
     ) -> Decision:
-        """Ask for a decision; with ``wait`` > 0, block up to that long for a human verdict."""
+        """Ask for a decision; with ``wait`` > 0, block up to that long for a human verdict.
+
+        When the gateway's store could not commit, the call is retried with the same
+        idempotency key (a random one when none is given), so it makes at most one decision;
+        see `gateway.client_retry`.
+        """
         req = _request(
             application,
             input,
             subject_ref=subject_ref,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key or new_idempotency_key(),
             labels=labels,
             wait=wait,
         )
-        try:
-            msg = await self._stub.Decide(
-                req, metadata=self._metadata, timeout=self._timeout + wait
-            )
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
-        return decision_from_pb(msg)
+        attempt = 1
+        while True:
+            try:
+                msg = await self._stub.Decide(
+                    req, metadata=self._metadata, timeout=self._timeout + wait
+                )
+            except grpc.RpcError as exc:
+                error = _error(exc)
+                delay = error.retry_wait(self._retry, attempt)
+                if delay is None:
+                    raise error from None
+                await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            return decision_from_pb(msg)
 
     async def get(self, decision_id: str) -> Decision:
         try:
@@ -170,15 +217,27 @@ class AsyncGatewayClient:
         return decision_from_pb(msg)
 
     async def watch(self, decision_id: str) -> AsyncIterator[Decision]:
-        """The current state, then each change, ending after a final state."""
-        call = self._stub.WatchDecision(
-            pb.WatchDecisionRequest(decision_id=decision_id), metadata=self._metadata
-        )
-        try:
-            async for msg in call:
-                yield decision_from_pb(msg)
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        """The current state, then each change, ending after a final state.
+
+        The gateway ends a watch after its ``watch_max_seconds``, or when it shuts down, with
+        the decision still open: this then watches again, without repeating a state.
+        """
+        request = pb.WatchDecisionRequest(decision_id=decision_id)
+        last: Decision | None = None
+        while True:
+            received = 0
+            call = self._stub.WatchDecision(request, metadata=self._metadata)
+            try:
+                async for msg in call:
+                    received += 1
+                    decision = decision_from_pb(msg)
+                    if last is None or _progress(decision) != _progress(last):
+                        last = decision
+                        yield decision
+            except grpc.RpcError as exc:
+                raise _error(exc) from None
+            if not _watch_again(received, last):
+                return
 
     async def close(self) -> None:
         await self._channel.close()
@@ -193,11 +252,19 @@ class AsyncGatewayClient:
 class GatewayClient:
     """Blocking client for code that does not run an event loop."""
 
-    def __init__(self, target: str, *, api_key: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        api_key: str,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self._channel = grpc.insecure_channel(target)
         self._stub = pb_grpc.DecisionGatewayStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self._timeout = timeout
+        self._retry = retry or RetryPolicy()
 
     def decide(
         self,
@@ -209,19 +276,28 @@ class GatewayClient:
         labels: Mapping[str, str] | None = None,
         wait: float = 0.0,
     ) -> Decision:
+        """Like `AsyncGatewayClient.decide`, retries included."""
         req = _request(
             application,
             input,
             subject_ref=subject_ref,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key or new_idempotency_key(),
             labels=labels,
             wait=wait,
         )
-        try:
-            msg = self._stub.Decide(req, metadata=self._metadata, timeout=self._timeout + wait)
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
-        return decision_from_pb(msg)
+        attempt = 1
+        while True:
+            try:
+                msg = self._stub.Decide(req, metadata=self._metadata, timeout=self._timeout + wait)
+            except grpc.RpcError as exc:
+                error = _error(exc)
+                delay = error.retry_wait(self._retry, attempt)
+                if delay is None:
+                    raise error from None
+                time.sleep(delay)
+                attempt += 1
+                continue
+            return decision_from_pb(msg)
 
     def get(self, decision_id: str) -> Decision:
         try:
@@ -235,14 +311,23 @@ class GatewayClient:
         return decision_from_pb(msg)
 
     def watch(self, decision_id: str) -> Iterator[Decision]:
-        call = self._stub.WatchDecision(
-            pb.WatchDecisionRequest(decision_id=decision_id), metadata=self._metadata
-        )
-        try:
-            for msg in call:
-                yield decision_from_pb(msg)
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        """As `AsyncGatewayClient.watch`: re-attaches when the gateway ends a watch early."""
+        request = pb.WatchDecisionRequest(decision_id=decision_id)
+        last: Decision | None = None
+        while True:
+            received = 0
+            call = self._stub.WatchDecision(request, metadata=self._metadata)
+            try:
+                for msg in call:
+                    received += 1
+                    decision = decision_from_pb(msg)
+                    if last is None or _progress(decision) != _progress(last):
+                        last = decision
+                        yield decision
+            except grpc.RpcError as exc:
+                raise _error(exc) from None
+            if not _watch_again(received, last):
+                return
 
     def close(self) -> None:
         self._channel.close()

@@ -27,6 +27,18 @@ class Settings:
     """Address of the HTTP server (health, metrics, reviewer UI)."""
     http_port: int = 8080
     """HTTP port; 0 picks a free port (tests)."""
+    http_idle_timeout: float = 15.0
+    """Seconds an HTTP connection may stay open with no request in progress (before its first
+    request and between requests); then it is closed."""
+    http_header_timeout: float = 10.0
+    """Seconds an HTTP request may take, from its first byte, to send its complete headers."""
+    http_max_connections_per_client: int = 256
+    """Most HTTP connections open at once from one client address; the excess is answered 503
+    and closed. Behind a reverse proxy every user shares the proxy's address: size it for the
+    proxy there (0: no limit per address)."""
+    http_max_connections: int = 0
+    """Most HTTP connections open at once in all; 0 means half the process's open-file limit,
+    so HTTP clients can never take the file handles the store and the audit checkpoints need."""
     data_dir: Path = Path("var")
     """Where the embedded store and keys live."""
     policies: Path = Path("policies")
@@ -36,7 +48,18 @@ class Settings:
     max_message_bytes: int = 4 * 1024 * 1024
     """Largest gRPC message accepted; larger ones get RESOURCE_EXHAUSTED."""
     max_concurrent_rpcs: int = 2048
-    """Bound on calls in progress, waiting ones included; beyond it: RESOURCE_EXHAUSTED."""
+    """Bound on calls in progress for all keys together, waiting ones included; beyond it:
+    RESOURCE_EXHAUSTED. Health checks are not counted, so they answer at the bound."""
+    max_calls_per_key: int = 256
+    """Calls one key or client certificate may have in progress, watch streams and calls
+    waiting for a verdict included; beyond it: RESOURCE_EXHAUSTED naming this setting. Keeps one
+    application from taking ``max_concurrent_rpcs`` from the others."""
+    max_public_streams: int = 256
+    """Streams open at once without a key (health ``Watch``, reflection); beyond it:
+    RESOURCE_EXHAUSTED."""
+    watch_max_seconds: float = 300.0
+    """Longest a ``WatchDecision`` stream stays open: it then ends with OK, the decision still
+    open, and the client watches again (``gateway.client`` does so by itself)."""
     log_level: str = "info"
     """debug, info, warning or error."""
     shutdown_grace: float = 10.0
@@ -105,6 +128,9 @@ _TYPES |= {"max_concurrent_rpcs": int, "shutdown_grace": float}
 _TYPES |= {"review_lease": float, "sla_sweep_interval": float, "session_idle": float}
 _TYPES |= {"audit_checkpoint_events": int, "audit_checkpoint_seconds": float}
 _TYPES |= {"rate_limit": float, "rate_burst": float}
+_TYPES |= {"http_idle_timeout": float, "http_header_timeout": float}
+_TYPES |= {"http_max_connections_per_client": int, "http_max_connections": int}
+_TYPES |= {"max_calls_per_key": int, "max_public_streams": int, "watch_max_seconds": float}
 _PATHS = {"data_dir", "policies", "tls_cert", "tls_key", "tls_client_ca"}
 _BOOLS = {"allow_insecure"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -168,6 +194,17 @@ def load_settings(
         raise ConfigError("tls_client_ca: mutual TLS needs tls_cert and tls_key as well")
     if settings.rate_limit <= 0 or settings.rate_burst < 1:
         raise ConfigError("rate_limit must be positive and rate_burst at least 1")
+    if min(settings.http_idle_timeout, settings.http_header_timeout) <= 0:
+        raise ConfigError("http_idle_timeout and http_header_timeout must be positive")
+    if min(settings.http_max_connections_per_client, settings.http_max_connections) < 0:
+        raise ConfigError("http_max_connections(_per_client) must not be negative")
+    s = settings
+    if min(s.max_concurrent_rpcs, s.max_calls_per_key, s.max_public_streams) < 1:
+        raise ConfigError(
+            "max_concurrent_rpcs, max_calls_per_key and max_public_streams must be at least 1"
+        )
+    if s.watch_max_seconds <= 0:
+        raise ConfigError("watch_max_seconds must be positive")
     try:
         sso_config(settings)
     except ValueError as exc:

@@ -98,3 +98,43 @@ class RateLimited(GatewayError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyCalls(GatewayError):
+    """A bound on calls in progress is reached; ``setting`` names it and ``limit`` is its value."""
+
+    def __init__(self, message: str, setting: str, limit: int) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.limit = limit
+
+
+class StoreUnavailable(GatewayError):
+    """The store could not commit (disk full, database down): nothing of the call was recorded.
+
+    ``what`` names what was not recorded (the decision, the change, the request). Retrying later is
+    safe; a Decide retried with the same idempotency key can never make a second decision.
+    ``retry_after`` is the least wait, in seconds, before a retry (sent as gRPC's pushback).
+    """
+
+    def __init__(self, what: str, message: str = "", retry_after: float = 0.2) -> None:
+        super().__init__(
+            message
+            or f"storage unavailable: {what} was not recorded; "
+            "retry later with the same idempotency key"
+        )
+        self.what = what
+        self.retry_after = retry_after
+
+
+class OutcomeUnknown(StoreUnavailable):
+    """The store broke off while committing (its connection dropped during COMMIT): the change
+    may or may not have been recorded. A Decide retried with the same idempotency key returns
+    the decision if it was, and makes it if it was not."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            what,
+            f"storage failed while committing: {what} may or may not have been recorded; "
+            "a retry with the same idempotency key returns it if it was",
+        )

@@ -41,6 +41,7 @@ from gateway.policy import PolicySet
 from gateway.types import Account, Role, TaskKind, Verdict
 from reviewer_ui.audit_pages import audit_routes
 from reviewer_ui.charts import explanation_chart
+from reviewer_ui.crosssite import cross_site_guard
 from reviewer_ui.sessions import Session, Sessions, csrf_ok
 
 HERE = Path(__file__).parent
@@ -129,7 +130,8 @@ def build_app(services: UiServices, sessions: Sessions) -> Starlette:
             Route("/admin/switches", ui.set_switch, methods=["POST"]),
             *(audit_routes(ui, services.audit) if services.audit is not None else []),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-        ]
+        ],
+        middleware=[cross_site_guard(SECURITY_HEADERS)],
     )
 
 
@@ -277,9 +279,11 @@ class _Routes:
 
     async def logout(self, request: Request) -> Response:
         session = await self.sessions.get(request)
-        form = await request.form()
-        if session is not None and csrf_ok(session, form.get("csrf")):
-            await self.sessions.end(session)
+        if session is None or not csrf_ok(session, (await request.form()).get("csrf")):
+            # Only the form of a page this session was shown signs out; anything else (a form
+            # on another site, or no live session) changes no cookie and goes to the queue.
+            return RedirectResponse(f"{PREFIX}/", status_code=303)
+        await self.sessions.end(session)
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         self.sessions.clear_cookie(response)
         return response
@@ -332,21 +336,19 @@ class _Routes:
         return TaskKind.QA if request.query_params.get("kind") == "qa" else TaskKind.DECISION
 
     async def item(self, request: Request) -> Response:
-        async def show(r: Request, s: Session, a: Account) -> Response:
-            return await self._item(r, s, a, unmasked=None)
-
-        return await self.guard(request, show)
+        return await self.guard(request, lambda r, s, a: self._item(r, s, a, unmask=False))
 
     async def _item(
         self,
         request: Request,
         session: Session,
         account: Account,
-        unmasked: dict[str, Any] | None,
+        *,
+        unmask: bool,
     ) -> Response:
         decision_id = request.path_params["decision_id"]
         kind = self._kind(request)
-        view = await self.s.queue.open(account, decision_id, kind)
+        view = await self.s.queue.open(account, decision_id, kind, unmask=unmask)
         d = view.decision
         tier = next((t for t in self.s.policies.tiers if t.name == d.tier), None)
         editable = {
@@ -363,8 +365,8 @@ class _Routes:
             view=view,
             d=d,
             tier=tier,
-            input=unmasked if unmasked is not None else view.input,
-            unmasked=unmasked is not None,
+            input=view.input,
+            unmasked=unmask,
             chart=explanation_chart(d.model_output),
             editable=editable,
             approvals=sum(1 for r in d.reviews if r.verdict is Verdict.APPROVE),
@@ -416,11 +418,9 @@ class _Routes:
         return await self.guard(request, opinion, post=True)
 
     async def unmask(self, request: Request) -> Response:
-        async def show(r: Request, s: Session, a: Account) -> Response:
-            data = await self.s.queue.unmask(a, r.path_params["decision_id"])
-            return await self._item(r, s, a, unmasked=data)
-
-        return await self.guard(request, show, post=True)
+        return await self.guard(
+            request, lambda r, s, a: self._item(r, s, a, unmask=True), post=True
+        )
 
     async def release(self, request: Request) -> Response:
         async def release(r: Request, s: Session, a: Account) -> Response:

@@ -38,6 +38,10 @@ from gateway.types import SessionRecord
 
 COOKIE = "hitl_session"
 FLASH_COOKIE = "hitl_flash"
+SIGNED_IN_COOKIE = "hitl_signed_in"
+"""A ``SameSite=Lax`` companion of a signed-in session cookie, holding nothing secret: it tells
+a request from another site, which carries it but not the session cookie, that the browser
+holds a session that must not be overwritten (see `reviewer_ui.crosssite`)."""
 ABSOLUTE_LIFETIME = 12 * 3600.0
 """A session ends this many seconds after sign-in whatever the activity (a working day)."""
 TOUCH_EVERY = 60.0
@@ -242,6 +246,10 @@ class Sessions:
         (or clearing it once its messages were shown)."""
         signer = self._signer if session.user is not None else self._anonymous
         _set(response, COOKIE, signer.sign(session.sid).decode(), secure=secure)
+        if session.user is not None:
+            response.set_cookie(
+                SIGNED_IN_COOKIE, "1", httponly=True, samesite="lax", secure=secure, path="/"
+            )
         if session.flash:
             messages = [[kind, text[:FLASH_TEXT_MAX]] for kind, text in session.flash[-5:]]
             value = self._flash.dumps([id_hash(session.sid)[:16], messages])
@@ -253,6 +261,7 @@ class Sessions:
     def clear_cookie(response: Response) -> None:
         for name in (COOKIE, FLASH_COOKIE):
             response.delete_cookie(name, path="/", httponly=True, samesite="strict")
+        response.delete_cookie(SIGNED_IN_COOKIE, path="/", httponly=True, samesite="lax")
 
 
 def _at(seconds: float) -> datetime:

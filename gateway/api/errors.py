@@ -21,9 +21,11 @@ STATUS: dict[type[BaseException], grpc.StatusCode] = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DecisionPending: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.PolicyError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.TooManyCalls: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
@@ -45,7 +47,7 @@ def trailers_for(exc: BaseException) -> tuple[tuple[str, str], ...]:
     Every error raised after a decision was recorded carries its id as ``decision_id``
     (ModelUnavailable, DecisionRefused, DecisionPending).
     """
-    if isinstance(exc, errors.RateLimited):
+    if isinstance(exc, errors.RateLimited | errors.StoreUnavailable):
         return ((RETRY_PUSHBACK_KEY, str(max(1, round(exc.retry_after * 1000)))),)
     decision_id = getattr(exc, "decision_id", None)
     if isinstance(decision_id, str) and decision_id:

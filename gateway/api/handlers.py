@@ -2,13 +2,18 @@
 
 One factory applies, in order: request parsing that turns malformed bytes into INVALID_ARGUMENT
 (grpc's own deserializer failure would surface as INTERNAL, and interceptors never see it), the
-trace span continuing an incoming ``traceparent``, logging context, authentication, and the
-error table. Wrapping the behaviours directly costs less per call than a grpc.aio interceptor
-chain and keeps the authenticated principal a plain argument instead of ambient state.
+trace span continuing an incoming ``traceparent``, logging context, authentication, the bounds
+on calls in progress (`gateway.core.slots`), and the error table. Wrapping the behaviours
+directly costs less per call than a grpc.aio interceptor chain and keeps the authenticated
+principal a plain argument instead of ambient state.
+
+A call the client cancels, or whose deadline passes, is counted in ``hitl_rpc_errors_total``
+and logged like a refusal: grpc.aio just cancels the handler's task, and nothing else sees it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -63,6 +68,14 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
     return out
 
 
+def _cancelled(context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
+    """Count and log a call that ended because its client went away or its deadline passed."""
+    remaining = context.time_remaining()
+    code = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+    metrics.rpc_error(method, code)
+    log.info("rpc.cancelled", method=method, code=code)
+
+
 async def _fail(
     context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str
 ) -> None:
@@ -114,11 +127,17 @@ def unary(
     async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         md = _metadata(context)
         parent = propagate.extract(md) if "traceparent" in md else None
+        slots = call.auth.slots
         with _tracer.start_as_current_span(method, context=parent, kind=trace.SpanKind.SERVER):
             try:
-                principal = await call.principal(request, context, md)
-                return await behaviour(request, principal, context)
+                with slots.call():
+                    principal = await call.principal(request, context, md)
+                    with slots.key(principal.key_id):
+                        return await behaviour(request, principal, context)
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                _cancelled(context, method)
                 raise
             except Exception as exc:
                 await _fail(context, exc, method)
@@ -137,12 +156,18 @@ def streaming(
     ) -> AsyncIterator[Message]:
         md = _metadata(context)
         parent = propagate.extract(md) if "traceparent" in md else None
+        slots = call.auth.slots
         with _tracer.start_as_current_span(method, context=parent, kind=trace.SpanKind.SERVER):
             try:
-                principal = await call.principal(request, context, md)
-                async for item in behaviour(request, principal, context):
-                    yield item
+                with slots.call():
+                    principal = await call.principal(request, context, md)
+                    with slots.key(principal.key_id):
+                        async for item in behaviour(request, principal, context):
+                            yield item
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                _cancelled(context, method)
                 raise
             except Exception as exc:
                 await _fail(context, exc, method)
@@ -194,6 +219,9 @@ def public_unary_handler(
                 raise InvalidInput("request", f"malformed: {request.error}")
             return await behaviour(request, context)
         except grpc.aio.AbortError:
+            raise
+        except asyncio.CancelledError:
+            _cancelled(context, method)
             raise
         except Exception as exc:
             await _fail(context, exc, method)

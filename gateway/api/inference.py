@@ -4,7 +4,7 @@ Existing Open Inference Protocol clients (tritonclient, KServe) point at the gat
 their model server. ModelInfer goes through the decision pipeline (``InferenceService``); the
 decision id is always in the trailing metadata ``x-hitl-decision-id``.
 
-Authentication: ModelInfer, ModelReady and ModelMetadata need a bearer key allowed for the
+Authentication: ModelInfer, ModelReady and ModelMetadata need an ``app`` key allowed for the
 model's application, as Decide does: they name an application's model and its tensor signature,
 and a key must not learn about applications it may not use. ServerLive, ServerReady and
 ServerMetadata answer without a key, like ``grpc.health.v1.Health``: orchestrators and client
@@ -22,7 +22,7 @@ from gateway._pb.inference import grpc_service_pb2 as pb
 from gateway.api import inference_converters as conv
 from gateway.api.errors import DECISION_ID_KEY
 from gateway.api.handlers import public_unary_handler, unary_handler
-from gateway.core.auth import KeyAuthenticator, Principal
+from gateway.core.auth import APP_ROLES, KeyAuthenticator, Principal
 from gateway.core.inference import DEFAULT_MAX_WAIT, InferenceService
 from gateway.core.limits import InputLimits
 
@@ -109,13 +109,17 @@ class InferenceServicer:
             SERVICE,
             {
                 "ModelInfer": unary_handler(
-                    name("ModelInfer"), self.model_infer, auth, pb.ModelInferRequest
+                    name("ModelInfer"), self.model_infer, auth, pb.ModelInferRequest, APP_ROLES
                 ),
                 "ModelReady": unary_handler(
-                    name("ModelReady"), self.model_ready, auth, pb.ModelReadyRequest
+                    name("ModelReady"), self.model_ready, auth, pb.ModelReadyRequest, APP_ROLES
                 ),
                 "ModelMetadata": unary_handler(
-                    name("ModelMetadata"), self.model_metadata, auth, pb.ModelMetadataRequest
+                    name("ModelMetadata"),
+                    self.model_metadata,
+                    auth,
+                    pb.ModelMetadataRequest,
+                    APP_ROLES,
                 ),
                 "ServerLive": public_unary_handler(
                     name("ServerLive"), self.server_live, pb.ServerLiveRequest

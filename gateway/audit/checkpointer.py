@@ -30,6 +30,7 @@ class Checkpointer:
         every_events: Sign once the head is this many events past the last checkpoint.
         every_seconds: Sign a head that moved at all after this long.
         last_seq: Seq of the newest stored checkpoint, so a restart does not re-sign it.
+        close: Releases what ``save`` holds (a kept connection), after the final checkpoint.
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class Checkpointer:
         every_events: int = 1000,
         every_seconds: float = 10.0,
         last_seq: int = 0,
+        close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if every_events < 1:
             raise ValueError("every_events must be at least 1")
@@ -49,11 +51,13 @@ class Checkpointer:
         self._head = head
         self._signer = signer
         self._save = save
+        self._close = close
         self._every_events = every_events
         self._every_seconds = every_seconds
         self._poll = min(every_seconds, 0.25)
         self._last_seq = last_seq
         self._last_time = time.monotonic()
+        self._retry_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -67,11 +71,19 @@ class Checkpointer:
     async def stop(self) -> None:
         """Stop polling and sign the final head, so a clean shutdown leaves the tail signed."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await self.checkpoint_now()
+        try:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                try:
+                    await self.checkpoint_now()
+                except Exception:  # a full disk must not stop the shutdown; the log has it
+                    log.exception("audit.checkpoint_failed", seq=self._head()[0])
+        finally:
+            close, self._close = self._close, None
+            if close is not None:
+                await close()
 
     async def checkpoint_now(self) -> Checkpoint | None:
         """Sign and store the head if it moved since the last checkpoint."""
@@ -99,9 +111,13 @@ class Checkpointer:
             await asyncio.sleep(self._poll)
             seq, _ = self._head()
             moved = seq - self._last_seq
-            due = time.monotonic() - self._last_time >= self._every_seconds
-            if moved >= self._every_events or (moved > 0 and due):
+            now = time.monotonic()
+            due = now - self._last_time >= self._every_seconds
+            if now >= self._retry_at and (moved >= self._every_events or (moved > 0 and due)):
                 try:
                     await self.checkpoint_now()
                 except Exception:  # a failed checkpoint must not stop the next ones
                     log.exception("audit.checkpoint_failed", seq=seq)
+                    # Not again at every poll: a full disk or a stopped database would fill
+                    # the log with one traceback every quarter second.
+                    self._retry_at = time.monotonic() + self._every_seconds

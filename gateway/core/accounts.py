@@ -8,10 +8,10 @@ sign-in never stalls the event loop that also serves gRPC.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -25,8 +25,10 @@ from gateway.types import Account, AuditDraft, Role
 
 log = structlog.get_logger("gateway.accounts")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_NAME = 64
+"""Longest account name; a longer one submitted to sign in is refused before it is kept."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """Same shape as group names in policies, so a group never holds a quote (see the queue SQL)."""
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
@@ -41,7 +43,15 @@ DEFAULT_GROUPS: dict[Role, tuple[str, ...]] = {
 
 
 class LoginThrottle:
-    """At most ``attempts`` failed sign-ins per key (account name, client) in ``window`` s."""
+    """At most ``attempts`` password checks that did not succeed per key in ``window`` seconds.
+
+    An attempt takes its place (`reserve`) before its password is checked and gives it back
+    (`release`) only if it succeeds: attempts sent at once cannot all pass a check made before
+    any of them had failed, so no more than ``attempts`` wrong passwords are ever tried in a
+    window. Keys are kept as short digests, so the size of what a client submits never reaches
+    the table; entries leave it once their window has passed, and the oldest are dropped first
+    should ``max_keys`` ever be reached within one window.
+    """
 
     def __init__(
         self,
@@ -54,41 +64,74 @@ class LoginThrottle:
         self._window = window
         self._clock = clock
         self._max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
+        self._taken: dict[bytes, list[float]] = {}
+        """Per key digest, the times of its reservations still in the window, oldest first."""
+        self._next_sweep = clock() + window
 
-    def check(self, *keys: str) -> None:
-        """Raise `RateLimited` when any of ``keys`` has used up its attempts."""
+    def reserve(self, *keys: str) -> float:
+        """Take one attempt of each of ``keys``; the returned stamp gives it back (`release`).
+
+        Raises:
+            RateLimited: A key has used up its attempts; nothing was taken.
+        """
         now = self._clock()
-        for key in keys:
-            times = self._failures.get(key)
-            if not times:
-                continue
-            while times and times[0] <= now - self._window:
-                times.popleft()
+        self._sweep(now)
+        digests = [_digest(key) for key in keys]
+        for digest in digests:
+            times = self._live(digest, now)
             if len(times) >= self._attempts:
                 wait = times[0] + self._window - now
                 raise RateLimited(
                     f"too many failed sign-ins; try again in {int(wait) + 1} s", retry_after=wait
                 )
+        for digest in digests:
+            if digest not in self._taken and len(self._taken) >= self._max_keys:
+                del self._taken[next(iter(self._taken))]  # the oldest key: insertion order
+            self._taken.setdefault(digest, []).append(now)
+        return now
 
-    def failed(self, *keys: str) -> None:
-        if len(self._failures) >= self._max_keys:  # bound memory under a spray of names
-            self._failures.clear()
-        now = self._clock()
+    def release(self, stamp: float, *keys: str) -> None:
+        """Give back the attempt `reserve` took at ``stamp`` (its password was right)."""
         for key in keys:
-            self._failures.setdefault(key, deque(maxlen=self._attempts)).append(now)
+            digest = _digest(key)
+            times = self._taken.get(digest)
+            if times is not None and stamp in times:
+                times.remove(stamp)
+                if not times:
+                    del self._taken[digest]
 
-    def succeeded(self, name_key: str) -> None:
-        self._failures.pop(name_key, None)
+    def __len__(self) -> int:
+        """Keys in the table."""
+        return len(self._taken)
+
+    def _live(self, digest: bytes, now: float) -> list[float]:
+        times = self._taken.get(digest, [])
+        while times and times[0] <= now - self._window:
+            times.pop(0)
+        return times
+
+    def _sweep(self, now: float) -> None:
+        # Once a window, drop every key whose newest attempt has aged out, so keys used once
+        # and never again do not stay: the walk is amortised over a window of sign-ins.
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._window
+        cutoff = now - self._window
+        for digest in [d for d, times in self._taken.items() if not times or times[-1] <= cutoff]:
+            del self._taken[digest]
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
 def _validate(name: str, groups: tuple[str, ...], password: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(
             "name", "1-64 letters, digits or . _ @ -, starting with a letter or digit"
         )
     for i, group in enumerate(groups):
-        if not _GROUP.match(group):
+        if not _GROUP.fullmatch(group):
             raise InvalidInput(f"groups[{i}]", f"invalid group name {group!r}")
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidInput("password", f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
@@ -141,20 +184,32 @@ class AccountService:
     async def authenticate(self, name: str, password: str, client: str) -> Account:
         """The account when ``password`` matches.
 
+        A name no account can have (wrong shape or longer than `MAX_NAME`) is refused at once,
+        before anything of it is kept; every other attempt takes one of the throttle's places
+        before its password is checked.
+
         Raises:
             RateLimited: Too many recent failures for this name or this client.
             Unauthenticated: Unknown name, wrong password or disabled account (one message).
         """
-        name_key, client_key = f"name:{name}", f"client:{client}"
-        self._throttle.check(name_key, client_key)
-        account = await self._store.get_account(name) if _NAME.match(name) else None
+        if len(name) > MAX_NAME or not _NAME.fullmatch(name):
+            log.info("signin.failed", name=name[:MAX_NAME], client=client, malformed=True)
+            raise Unauthenticated("wrong name or password")
+        keys = (f"name:{name}", f"client:{client}")
+        stamp = self._throttle.reserve(*keys)
+        try:
+            account = await self._store.get_account(name)
+        except BaseException:
+            self._throttle.release(stamp, *keys)  # no password was checked
+            raise
         stored = account.password_hash if account is not None else self._dummy
+        # Once the check is under way it runs to the end even if this call is cancelled, so
+        # from here on the place stays taken unless the password was right.
         ok = await asyncio.to_thread(self._verify, stored, password[:MAX_PASSWORD])
         if account is None or not ok or account.disabled:
-            self._throttle.failed(name_key, client_key)
-            log.info("signin.failed", name=name[:64], client=client)
+            log.info("signin.failed", name=name, client=client)
             raise Unauthenticated("wrong name or password")
-        self._throttle.succeeded(name_key)
+        self._throttle.release(stamp, *keys)
         return account
 
     def _verify(self, stored: str, password: str) -> bool:

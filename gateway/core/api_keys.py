@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from gateway.core.auth import CERT_PREFIX
+from gateway.core.auth import CERT_PREFIX, check_role
 from gateway.store.protocol import Store
 from gateway.types import ApiKey, AuditDraft
 
@@ -29,7 +29,9 @@ class ApiKeyAdmin:
 
         Raises:
             Conflict: The key id is taken.
+            ValueError: The role does not fit the applications (see `check_role`).
         """
+        check_role(key.role, tuple(key.applications))
         event = AuditDraft(
             decision_id="",
             type="key.created",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.core.ratelimit import RateLimiter
+from gateway.core.slots import CallSlots
 from gateway.errors import PermissionDenied, Unauthenticated
 from gateway.store.protocol import Store
 from gateway.types import ApiKey
@@ -24,6 +25,8 @@ _PREFIX = "hitl_"
 KEY_ROLES = ("app", "auditor", "admin")
 """Roles a key can have: ``app`` decides for its applications; the others read the audit trail,
 and ``admin`` also erases a data subject's records (AdminService)."""
+APP_ROLES = frozenset({"app"})
+"""Roles that may decide and read decisions (DecisionGateway, the inference service)."""
 AUDIT_ROLES = frozenset({"auditor", "admin"})
 ADMIN_ROLES = frozenset({"admin"})
 
@@ -41,15 +44,17 @@ class Principal:
         return f"app:{self.key_id}"
 
     def require_application(self, application: str) -> None:
-        if application not in self.applications:
+        # The role counts too: a record from before roles and applications were checked
+        # together may name applications on an auditor or admin key.
+        if self.role not in APP_ROLES or application not in self.applications:
             raise PermissionDenied(f"key {self.key_id} may not act for application {application!r}")
 
     def require_role(self, allowed: frozenset[str]) -> None:
         """Raise PermissionDenied unless this key's role is one of ``allowed``."""
         if self.role not in allowed:
             raise PermissionDenied(
-                f"key {self.key_id} has role {self.role!r}; this needs one of "
-                f"{', '.join(sorted(allowed))}"
+                f"key {self.key_id} has role {self.role!r}, which may not act here; this needs "
+                f"one of {', '.join(sorted(allowed))}"
             )
 
 
@@ -57,14 +62,28 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def check_role(role: str, applications: tuple[str, ...]) -> None:
+    """Raise ValueError unless ``role`` is a key role that fits ``applications``.
+
+    Only ``app`` keys act for applications; ``auditor`` and ``admin`` keys take none, so that
+    no key both reads the whole audit trail and decides.
+    """
+    if role not in KEY_ROLES:
+        raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}, not {role!r}")
+    if role not in APP_ROLES and applications:
+        raise ValueError(
+            f"a {role} key takes no applications: it reads the audit trail and never decides"
+        )
+
+
 def new_key(applications: tuple[str, ...], role: str = "app") -> tuple[str, ApiKey]:
     """Create a key; returns the token (shown once) and the record to store.
 
     Raises:
-        ValueError: ``role`` is not one of `KEY_ROLES`.
+        ValueError: ``role`` is not one of `KEY_ROLES` or does not fit ``applications``
+            (see `check_role`).
     """
-    if role not in KEY_ROLES:
-        raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}, not {role!r}")
+    check_role(role, applications)
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     record = ApiKey(
@@ -87,9 +106,11 @@ def certificate_identity(
     """A record that lets the client certificate with ``common_name`` act like an API key.
 
     It has no secret: a bearer token can never match it, only a verified certificate can.
+
+    Raises:
+        ValueError: a bad common name, or a role that does not fit ``applications``.
     """
-    if role not in KEY_ROLES:
-        raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}, not {role!r}")
+    check_role(role, applications)
     if not common_name or len(common_name) > 128:
         raise ValueError("common name must be 1 to 128 characters")
     return ApiKey(
@@ -118,7 +139,8 @@ class KeyAuthenticator:
     """Verifies bearer keys against the store, caching good ones briefly.
 
     The cache keeps the store off the hot path; ``ttl`` bounds how long a revoked key keeps
-    working on this replica.
+    working on this replica. ``slots`` bounds the calls each key, and all keys together, have in
+    progress; the call handlers hold them (see `gateway.core.slots`).
     """
 
     def __init__(
@@ -128,9 +150,11 @@ class KeyAuthenticator:
         ttl: float = 30.0,
         max_entries: int = 10_000,
         limiter: RateLimiter | None = None,
+        slots: CallSlots | None = None,
     ) -> None:
         self._store = store
         self._limiter = limiter
+        self.slots = slots or CallSlots()
         self._ttl = ttl
         self._max = max_entries
         self._cache: dict[str, tuple[Principal, float]] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -314,8 +314,9 @@ class DecisionPipeline:
         opened = self._vault.open(decision.input, app.sensitive_fields, decision.id)
         return replace(decision, input=opened)
 
-    async def watch(self, decision_id: str, principal: Principal) -> AsyncIterator[Decision]:
-        """Yield the current state, then each change, ending after a final state."""
+    async def watch(self, decision_id: str, principal: Principal) -> AsyncGenerator[Decision, None]:
+        """Yield the current state, then each change, ending after a final state (or at
+        shutdown). A generator, so a caller that stops early can close it at once."""
         with self._notifier.subscribe(decision_id) as changes:
             current = await self.get(decision_id, principal)
             yield current

@@ -1,10 +1,12 @@
 """The review queue as people work it: pages, claims (leases), verdicts, QA opinions, unmasking.
 
 Every rule about who may do what lives here, not in the web routes: reviewers and seniors
-decide items of their groups and only while they hold the item's lease; auditors and admins
-read and never decide; personal data is unmasked only for roles allowed to see it, and every
-unmasking is an audit event. Verdicts go through `ReviewService`, the one place that records
-them and wakes waiting callers.
+decide items of their groups and only while they hold the item's lease, which nobody who has
+already given a verdict on the decision takes again (so a first approver never keeps the
+second out); auditors and admins read and never decide; personal data is unmasked only for
+roles allowed to see it and only on items the account may open, and every unmasking shown is
+an audit event, written after those checks. Verdicts go through `ReviewService`, the one place
+that records them and wakes waiting callers.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class ItemView:
     can_decide: bool
     can_unmask: bool
     qa_reviews: list[tuple[str, str, bool, str, datetime]]
+    reviewed_by_me: bool = False
+    """The account already gave a verdict on this decision (and so may not claim it)."""
 
 
 def _groups(account: Account) -> tuple[str, ...] | None:
@@ -165,20 +169,16 @@ class ReviewQueue:
         task = await self._store.open_task(decision_id, kind)
         if task is None:
             raise NotFound("open review item", decision_id)
-        if account.role not in ALL_SEEING_ROLES and not set(task.task.groups) & set(account.groups):
-            raise PermissionDenied(
-                f"{account.name} is not in a group that reviews this item "
-                f"({', '.join(task.task.groups)})"
-            )
+        _require_group(account, task)
         return task
 
-    async def open(
-        self, account: Account, decision_id: str, kind: TaskKind, *, claim: bool = True
-    ) -> ItemView:
-        """The item page's content; a reviewer opening an open item claims it for the lease.
+    async def _visible(
+        self, account: Account, decision_id: str, kind: TaskKind
+    ) -> tuple[Decision, QueueItem | None]:
+        """The decision and its open task of ``kind``, if the account may look at them.
 
         Raises:
-            NotFound: No such decision.
+            NotFound: No such decision, or no open item for a role that sees only open work.
             PermissionDenied: The item belongs to groups the account is not in.
         """
         decision = await self._store.get_decision(decision_id)
@@ -186,36 +186,71 @@ class ReviewQueue:
             raise NotFound("decision", decision_id)
         task = await self._store.open_task(decision_id, kind)
         if task is not None:
-            task = await self._task(account, decision_id, kind)
+            _require_group(account, task)
         elif account.role not in ALL_SEEING_ROLES:
             raise NotFound("open review item", decision_id)
+        return decision, task
+
+    async def open(
+        self,
+        account: Account,
+        decision_id: str,
+        kind: TaskKind,
+        *,
+        claim: bool = True,
+        unmask: bool = False,
+    ) -> ItemView:
+        """The item page's content; a reviewer opening an open item claims it for the lease.
+
+        Someone who already gave a verdict on the decision (the first of two approvers) reads
+        it without claiming it, so the second approver is not kept out. With ``unmask`` the
+        input is shown with its personal data, which is recorded (see `unmask`).
+
+        Raises:
+            NotFound: No such decision.
+            PermissionDenied: The item belongs to groups the account is not in, or personal
+                data was asked for by a role that may not see it.
+        """
+        if unmask:
+            _require_unmasker(account)
+        decision, task = await self._visible(account, decision_id, kind)
+        reviewed = kind is TaskKind.DECISION and any(
+            r.reviewer == account.name for r in decision.reviews
+        )
         claimed = False
-        if task is not None and claim and account.role in DECIDING_ROLES:
+        if task is not None and claim and account.role in DECIDING_ROLES and not reviewed:
             try:
                 await self.claim(account, decision_id, kind)
                 claimed = True
-            except Conflict:
+            except (Conflict, PermissionDenied):  # leased to someone else, or reviewed meanwhile
                 claimed = False
             task = await self._store.open_task(decision_id, kind)
-        app = self._policies.applications.get(decision.application)
-        sensitive = app.sensitive_fields if app is not None else ()
+        sensitive = self._sensitive(decision)
+        qa_reviews = await self._store.qa_reviews_for(decision_id)
+        shown = (
+            await self._reveal(account, decision, sensitive)
+            if unmask
+            else mask(decision.input, sensitive)
+        )
         return ItemView(
             decision=decision,
             task=task,
-            input=mask(decision.input, sensitive),
-            masked=bool(sensitive),
+            input=shown,
+            masked=bool(sensitive) and not unmask,
             sensitive_fields=sensitive,
             claimed_by_me=claimed,
             can_decide=claimed and task is not None,
             can_unmask=account.role in UNMASKING_ROLES and bool(sensitive),
-            qa_reviews=await self._store.qa_reviews_for(decision_id),
+            qa_reviews=qa_reviews,
+            reviewed_by_me=reviewed,
         )
 
     async def claim(self, account: Account, decision_id: str, kind: TaskKind) -> None:
         """Lease an item to a reviewer so nobody else works it meanwhile.
 
         Raises:
-            PermissionDenied: A read-only role, or not in the item's groups.
+            PermissionDenied: A read-only role, not in the item's groups, or already gave a
+                verdict on the decision.
             Conflict: Someone else holds the lease.
         """
         self._require_decider(account)
@@ -305,28 +340,58 @@ class ReviewQueue:
             event=event,
         )
 
-    async def unmask(self, account: Account, decision_id: str) -> JSONObject:
-        """The decision's input with personal data, for roles allowed to see it (audited).
+    async def unmask(
+        self, account: Account, decision_id: str, kind: TaskKind = TaskKind.DECISION
+    ) -> JSONObject:
+        """The decision's input with personal data, for those allowed to see it (audited).
+
+        Access is checked as for `open` before anything is read or recorded, and the audit
+        event is written only once the data has been opened: it records what was shown.
 
         Raises:
-            PermissionDenied: The role may not see personal data.
+            PermissionDenied: The role may not see personal data, or the item belongs to
+                groups the account is not in.
+            NotFound: No such decision, or no open item for a role that sees only open work.
         """
-        if account.role not in UNMASKING_ROLES:
-            raise PermissionDenied(f"role {account.role.value} may not see personal data")
-        decision = await self._store.get_decision(decision_id)
-        if decision is None:
-            raise NotFound("decision", decision_id)
+        _require_unmasker(account)
+        decision, _ = await self._visible(account, decision_id, kind)
+        return await self._reveal(account, decision, self._sensitive(decision))
+
+    def _sensitive(self, decision: Decision) -> tuple[str, ...]:
         app = self._policies.applications.get(decision.application)
-        fields = list(app.sensitive_fields) if app is not None else []
+        return app.sensitive_fields if app is not None else ()
+
+    async def _reveal(
+        self, account: Account, decision: Decision, sensitive: tuple[str, ...]
+    ) -> JSONObject:
+        """The unsealed input, recorded as shown to ``account`` (access already checked)."""
+        shown = decision.input
+        if self._vault is not None and sensitive:
+            shown = self._vault.open(decision.input, sensitive, decision.id)
         await self._store.append_event(
             AuditDraft(
-                decision_id=decision_id,
+                decision_id=decision.id,
                 type="decision.unmasked",
                 actor=f"user:{account.name}",
-                payload={"reviewer": account.name, "role": account.role.value, "fields": fields},
+                payload={
+                    "reviewer": account.name,
+                    "role": account.role.value,
+                    "fields": list(sensitive),
+                },
                 ts=self._clock(),
             )
         )
-        if self._vault is not None and fields:
-            return self._vault.open(decision.input, fields, decision.id)
-        return decision.input
+        return shown
+
+
+def _require_group(account: Account, task: QueueItem) -> None:
+    if account.role not in ALL_SEEING_ROLES and not set(task.task.groups) & set(account.groups):
+        raise PermissionDenied(
+            f"{account.name} is not in a group that reviews this item "
+            f"({', '.join(task.task.groups)})"
+        )
+
+
+def _require_unmasker(account: Account) -> None:
+    if account.role not in UNMASKING_ROLES:
+        raise PermissionDenied(f"role {account.role.value} may not see personal data")

@@ -237,6 +237,18 @@ CREATE TABLE ui_sessions (
 CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
 """,
     ),
+    Migration(
+        5,
+        "0005_store_probe",
+        """
+-- One row the readiness probe rewrites through the writer: a commit is the only proof that
+-- commits work (a full disk still serves reads).
+CREATE TABLE store_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at TEXT NOT NULL
+);
+""",
+    ),
 )
 
 

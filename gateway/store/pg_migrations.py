@@ -213,6 +213,18 @@ CREATE TABLE ui_sessions (
 CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
 """,
     ),
+    Migration(
+        3,
+        "0003_store_probe",
+        """
+-- One row the readiness probe rewrites through the writer: a commit is the only proof that
+-- commits work (a full disk still serves reads).
+CREATE TABLE store_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at TEXT NOT NULL
+);
+""",
+    ),
 )
 
 _CREATE_TRACKING = """

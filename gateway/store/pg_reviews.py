@@ -18,7 +18,7 @@ import asyncpg
 import orjson
 
 from gateway.audit.chain import format_ts, parse_ts
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, NotFound, PermissionDenied
 from gateway.store import codec
 from gateway.store.pg_sql import SELECT_DECISION
 from gateway.store.protocol import QueueCursor
@@ -220,6 +220,7 @@ class PostgresReviewsMixin:
         Raises:
             Conflict: Someone else holds a lease that has not expired, or is taking it now.
             NotFound: The decision has no open task of ``kind``.
+            PermissionDenied: ``reviewer`` already gave a verdict on the decision.
         """
         now_s, until_s = format_ts(now), format_ts(until)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -240,6 +241,17 @@ class PostgresReviewsMixin:
                 if exists is None:
                     raise NotFound("open review task for decision", decision_id)
                 raise Conflict(f"decision {decision_id} is being claimed by someone else")
+            # Read after the row lock: a verdict's transaction also writes this row, so one
+            # committed before the lock was taken is seen here and its author gets no lease.
+            if kind is TaskKind.DECISION and await conn.fetchval(
+                "SELECT 1 FROM reviews WHERE decision_id = $1 AND reviewer = $2",
+                decision_id,
+                reviewer,
+            ):
+                raise PermissionDenied(
+                    f"{reviewer} already gave a verdict on decision {decision_id}; "
+                    "the next one must come from a different reviewer"
+                )
             task_id, holder, held_until = row
             if holder not in (None, reviewer) and held_until is not None and held_until >= now_s:
                 raise Conflict(f"decision {decision_id} is being reviewed by {holder}")

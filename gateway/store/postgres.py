@@ -36,7 +36,7 @@ import structlog
 
 from gateway.audit.chain import GENESIS, format_ts
 from gateway.errors import Conflict, FailedPrecondition, NotFound
-from gateway.store import codec
+from gateway.store import codec, failures
 from gateway.store.pg_erase import PostgresErasureMixin
 from gateway.store.pg_listen import Backoff, ChangeListener
 from gateway.store.pg_migrations import apply_pg_migrations
@@ -51,6 +51,7 @@ from gateway.store.pg_sql import (
     SELECT_KEY,
     SELECT_TASKS,
 )
+from gateway.store.probe import POSTGRES_PROBE, WriteProbe
 from gateway.store.sqlite import StoreClosed, StoreStats
 from gateway.types import (
     ApiKey,
@@ -167,6 +168,7 @@ class PostgresStore(PostgresReviewsMixin, PostgresErasureMixin, PostgresSessions
         self._writer: asyncio.Task[None] | None = None
         self._running = False
         self._stopping: asyncio.Task[None] | None = None
+        self._probe = WriteProbe(self._probe_write)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -270,6 +272,16 @@ class PostgresStore(PostgresReviewsMixin, PostgresErasureMixin, PostgresSessions
         self._check_running()
         self._queue.put_nowait(job)
         return await job.fut
+
+    async def probe(self) -> bool:
+        """True when a write commits now (at most one probe write a second; see `WriteProbe`)."""
+        return await self._probe()
+
+    async def _probe_write(self) -> None:
+        async def write(tx: Tx) -> None:
+            await tx.conn.execute(POSTGRES_PROBE, tx.now)
+
+        await self._write(write)
 
     async def _write(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``fn(tx)`` in the writer's next transaction; see `WriteFn`."""
@@ -448,7 +460,8 @@ class PostgresStore(PostgresReviewsMixin, PostgresErasureMixin, PostgresSessions
                     if job.fut.done():  # the caller was cancelled; the write stands
                         continue
                     if isinstance(outcome, BaseException):
-                        job.fut.set_exception(outcome)
+                        what = "the decision" if isinstance(job, _Create) else "the change"
+                        job.fut.set_exception(failures.for_caller(outcome, what))
                     else:
                         job.fut.set_result(outcome)
                 batch = []
@@ -489,21 +502,25 @@ class PostgresStore(PostgresReviewsMixin, PostgresErasureMixin, PostgresSessions
         if self._pool is None:
             return [StoreClosed("PostgreSQL store is closed")] * len(batch)
         async with self._pool.acquire() as conn:
+            committing = False
             try:
                 async with conn.transaction():
                     tx = await self._begin(conn)
                     outcomes = await self._apply(tx, batch)
                     await self._announce(tx, self.origin)
+                    committing = True  # leaving the block sends COMMIT
                 self._committed(tx.head)
                 return outcomes
             except Exception as exc:
-                if len(batch) == 1:
-                    return [exc]
+                failed = failures.failed_batch(exc, committing=committing)
+                if len(batch) == 1 or isinstance(failed, failures.LostAtCommit):
+                    return [failed] * len(batch)
             return await self._run_isolated(conn, batch)
 
     async def _run_isolated(self, conn: asyncpg.Connection, batch: list[_Job]) -> list[Any]:
         """Replay a failed batch one job per savepoint, so only the bad jobs fail."""
         self.stats.isolated_replays += 1
+        committing = False
         try:
             async with conn.transaction():
                 tx = await self._begin(conn)
@@ -518,10 +535,11 @@ class PostgresStore(PostgresReviewsMixin, PostgresErasureMixin, PostgresSessions
                         del tx.changed[changed:]
                         outcomes.append(exc)
                 await self._announce(tx, self.origin)
+                committing = True
             self._committed(tx.head)
             return outcomes
         except Exception as exc:
-            return [exc] * len(batch)
+            return [failures.failed_batch(exc, committing=committing)] * len(batch)
 
     def _committed(self, head: tuple[int, str]) -> None:
         self.stats.transactions += 1
@@ -588,7 +606,11 @@ class PostgresStore(PostgresReviewsMixin, PostgresErasureMixin, PostgresSessions
     # -- reads -------------------------------------------------------------------------------
 
     async def _fetch(self, sql: str, *params: Any) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self.pool.fetch(sql, *params)
+        try:
+            rows: list[asyncpg.Record] = await self.pool.fetch(sql, *params)
+        except Exception as exc:
+            failures.check_read(exc)
+            raise
         return rows
 
     async def get_decision(self, decision_id: str) -> Decision | None:

@@ -2,6 +2,10 @@
 
 SQLite (embedded default) and PostgreSQL (scale-out) implement it. Every method that changes a
 decision writes its audit events in the same transaction, so state and evidence never diverge.
+
+When the store itself fails (a full disk, a database that is down) writes and the basic reads raise
+``gateway.errors.StoreUnavailable`` (nothing was recorded) or its subclass ``OutcomeUnknown`` (the
+connection broke during COMMIT), never the driver's own errors (`gateway.store.failures`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ class Store(Protocol):
 
     async def stop(self) -> None:
         """Flush pending writes and close. Idempotent."""
+
+    async def probe(self) -> bool:
+        """True when a write commits now, through the same writer as every change.
+
+        For readiness: reads still succeed on a full disk. Runs at most one write a second and
+        answers calls in between with the last result (`gateway.store.probe`).
+        """
+        ...
 
     async def create_decision(
         self,

@@ -38,8 +38,9 @@ import aiosqlite
 
 from gateway.audit.chain import GENESIS, format_ts
 from gateway.errors import Conflict, FailedPrecondition, GatewayError, NotFound
-from gateway.store import codec
+from gateway.store import codec, failures
 from gateway.store.migrations import apply_migrations
+from gateway.store.probe import SQLITE_PROBE, WriteProbe
 from gateway.store.sqlite_erase import SQLiteErasureMixin
 from gateway.store.sqlite_reviews import SQLiteReviewsMixin
 from gateway.store.sqlite_sessions import SQLiteSessionsMixin
@@ -208,6 +209,7 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
         self._writer: asyncio.Task[None] | None = None
         self._running = False
         self._stopping: asyncio.Task[None] | None = None
+        self._probe = WriteProbe(self._probe_write)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -424,7 +426,8 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
                     if job.fut.done():  # the caller was cancelled; the write stands
                         continue
                     if isinstance(outcome, BaseException):
-                        job.fut.set_exception(outcome)
+                        what = "the decision" if isinstance(job, _Create) else "the change"
+                        job.fut.set_exception(failures.for_caller(outcome, what))
                     else:
                         job.fut.set_result(outcome)
                 batch = []
@@ -455,10 +458,12 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
             return [StoreClosed("SQLite store is closed")] * len(batch)
         now = format_ts(datetime.now(UTC))
         head = self._head
+        committing = False
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._head = _read_head(conn)
             outcomes = self._apply(conn, batch, now)
+            committing = True
             conn.execute("COMMIT")
             self._committed_head = self._head
             self.stats.transactions += 1
@@ -466,14 +471,16 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
         except Exception as exc:
             self._rollback(conn)
             self._head = head
-            if len(batch) == 1:
-                return [exc]
+            failed = failures.failed_batch(exc, committing=committing)
+            if len(batch) == 1 or isinstance(failed, failures.LostAtCommit):
+                return [failed] * len(batch)
         return self._run_isolated(conn, batch, now)
 
     def _run_isolated(self, conn: sqlite3.Connection, batch: list[_Job], now: str) -> list[Any]:
         """Replay a failed batch one job per savepoint, so only the bad jobs fail."""
         self.stats.isolated_replays += 1
         head = self._head
+        committing = False
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._head = _read_head(conn)
@@ -489,6 +496,7 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
                     conn.execute("RELEASE job")
                     self._head = job_head
                     outcomes.append(exc)
+            committing = True
             conn.execute("COMMIT")
             self._committed_head = self._head
             self.stats.transactions += 1
@@ -496,7 +504,7 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
         except Exception as exc:
             self._rollback(conn)
             self._head = head
-            return [exc] * len(batch)
+            return [failures.failed_batch(exc, committing=committing)] * len(batch)
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -631,6 +639,13 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
         ).fetchone()
         return codec.decision_from_row(row[:-1], row[-1])
 
+    async def probe(self) -> bool:
+        """True when a write commits now (at most one probe write a second; see `WriteProbe`)."""
+        return await self._probe()
+
+    async def _probe_write(self) -> None:
+        await self._write(lambda conn, now: conn.execute(SQLITE_PROBE, (now,)).close())
+
     async def _write(self, fn: Callable[[sqlite3.Connection, str], T]) -> T:
         """Run ``fn(conn, now)`` in the writer's next transaction; see `_Call`."""
         self._check_running()
@@ -653,7 +668,11 @@ class SQLiteStore(SQLiteReviewsMixin, SQLiteErasureMixin, SQLiteSessionsMixin):
     async def _fetchall(self, sql: str, params: Sequence[Any]) -> list[Any]:
         self._check_running()
         reader = self._readers[next(self._reader_turn) % len(self._readers)]
-        return list(await reader.execute_fetchall(sql, params))
+        try:
+            return list(await reader.execute_fetchall(sql, params))
+        except Exception as exc:
+            failures.check_read(exc)
+            raise
 
     async def get_decision(self, decision_id: str) -> Decision | None:
         rows = await self._fetchall(f"{codec.SELECT_DECISION} WHERE d.id = ?", (decision_id,))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
 from datetime import datetime
@@ -219,6 +220,48 @@ def insert_checkpoint(path: str | Path, cp: Checkpoint) -> None:
         )
     finally:
         conn.close()
+
+
+class CheckpointWriter:
+    """Stores the live gateway's checkpoints through one connection, kept from start to `close`.
+
+    A connection per checkpoint needs a free file handle at each signing: once a flood of
+    connections had taken every handle of the process, each checkpoint failed with "unable to
+    open database file". A kept connection (its WAL and shared-memory files opened at start)
+    needs no new handle.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        conn = sqlite3.connect(Path(path), isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            conn.execute("SELECT count(*) FROM audit_checkpoints").fetchone()  # opens the WAL
+        except BaseException:
+            conn.close()
+            raise
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.Lock()  # each call may run on another of asyncio's threads
+
+    def _insert(self, cp: Checkpoint) -> None:
+        with self._lock:
+            if self._conn is None:
+                raise sqlite3.ProgrammingError("checkpoint writer is closed")
+            self._conn.execute(
+                _INSERT_CP, (cp.seq, cp.hash, cp.signed_at, cp.key_id, cp.signature, cp.signed)
+            )
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    async def save(self, cp: Checkpoint) -> None:
+        """Store a checkpoint (a repeat of a stored seq is ignored)."""
+        await asyncio.to_thread(self._insert, cp)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
 
 
 def erase_payloads(

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.audit.chain import format_ts, parse_ts
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, NotFound, PermissionDenied
 from gateway.store import codec
 from gateway.store.protocol import QueueCursor
 from gateway.types import (
@@ -74,6 +74,13 @@ def _item(row: Sequence[Any]) -> QueueItem:
 def _decision(conn: sqlite3.Connection, decision_id: str) -> Decision:
     row = conn.execute(f"{codec.SELECT_DECISION} WHERE d.id = ?", (decision_id,)).fetchone()
     return codec.decision_from_row(row[:-1], row[-1])
+
+
+def _already_reviewed(reviewer: str, decision_id: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"{reviewer} already gave a verdict on decision {decision_id}; "
+        "the next one must come from a different reviewer"
+    )
 
 
 def _account_from_row(row: Sequence[Any]) -> Account:
@@ -210,6 +217,7 @@ class SQLiteReviewsMixin:
         Raises:
             Conflict: Someone else holds a lease that has not expired.
             NotFound: The decision has no open task of ``kind``.
+            PermissionDenied: ``reviewer`` already gave a verdict on the decision.
         """
         now_s, until_s = format_ts(now), format_ts(until)
 
@@ -221,6 +229,14 @@ class SQLiteReviewsMixin:
             ).fetchone()
             if row is None:
                 return NotFound("open review task for decision", decision_id)
+            # In the same transaction as the lease, so a verdict committed just before cannot
+            # be followed by its author's claim (it would keep the next reviewer out).
+            reviewed = conn.execute(
+                "SELECT 1 FROM reviews WHERE decision_id = ? AND reviewer = ?",
+                (decision_id, reviewer),
+            ).fetchone()
+            if kind is TaskKind.DECISION and reviewed:
+                return _already_reviewed(reviewer, decision_id)
             task_id, holder, held_until = row
             if holder not in (None, reviewer) and held_until is not None and held_until >= now_s:
                 return Conflict(f"decision {decision_id} is being reviewed by {holder}")

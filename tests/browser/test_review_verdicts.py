@@ -86,10 +86,10 @@ def test_four_eyes_needs_two_different_seniors(gw: GatewayThread, new_page: Page
     expect(sam.locator(".flash.ok")).to_contain_text("second reviewer")
     assert not waiting.done()
 
-    sam.goto(f"{gw.url}/ui/items/{decision_id}")  # the same person cannot give the second
-    sam.click("[data-testid=approve]")
-    expect(sam.locator(".flash.error")).to_contain_text("different reviewer")
-    sam.click("text=Return to the queue")
+    # The same person cannot give the second, and reading the item again does not hold it.
+    sam.goto(f"{gw.url}/ui/items/{decision_id}")
+    expect(sam.locator("[data-testid=claim]")).to_contain_text("different reviewer")
+    expect(sam.locator("[data-testid=approve]")).to_have_count(0)
 
     sue = new_page()
     login(sue, gw.url, "sue")
@@ -162,12 +162,16 @@ def test_logged_out_post_is_refused(gw: GatewayThread, new_page: PageFactory) ->
 
 
 def test_script_in_input_and_reason_is_inert(gw: GatewayThread, new_page: PageFactory) -> None:
-    """HTML and script in a request field and in a reason are shown as text, never run."""
+    """HTML and script in a request field and in a reason are shown as text, never as markup."""
     gw.add_user("rita", Role.REVIEWER)
+    gw.add_user("audrey", Role.AUDITOR)
+    # The CSP alone would stop the inline script and the handler, so the elements are what tell
+    # whether escaping held: markup that became part of the page would be found by its id.
     payload = (
-        "<img src=x onerror=\"document.body.dataset.pwned='1'\"><script>window.pwned=1</script>"
+        "<b id=injected>bold</b><img id=injected-img src=x "
+        "onerror=\"document.body.dataset.pwned='1'\"><script>window.pwned=1</script>"
     )
-    gw.decide("t-echo", {"score": 0.5, "note": payload})
+    decision = gw.decide("t-echo", {"score": 0.5, "note": payload})
     page = new_page()
     login(page, gw.url, "rita")
     _open_only_item(page, gw.url)
@@ -176,6 +180,24 @@ def test_script_in_input_and_reason_is_inert(gw: GatewayThread, new_page: PageFa
     page.click("[data-testid=reject]")
     expect(page.locator(".flash.ok")).to_contain_text("REJECTED")
     page.goto(page.url)
+    assert page.evaluate("window.pwned === undefined && !document.body.dataset.pwned")
+
+    # After the verdict the reviewer's page is the queue; the closed item's page, which an
+    # auditor can open, shows both the input and the reason.
+    page = new_page()
+    login(page, gw.url, "audrey")
+    page.goto(f"{gw.url}/ui/items/{decision.id}")
+    expect(page.locator("[data-testid=status]")).to_have_text("REJECTED")
+    expect(page.locator("[data-testid=input]").get_by_text(payload, exact=True)).to_be_visible()
+    reviews = page.locator("[data-testid=reviews]")
+    expect(reviews).to_contain_text("reject by rita (reviewer)")
+    expect(reviews).to_contain_text(payload)
+    expect(reviews).to_be_visible()
+    assert page.locator("#injected").count() == 0
+    assert page.locator("#injected-img").count() == 0
+    assert (
+        page.locator("main script, [data-testid=input] img, [data-testid=reviews] img").count() == 0
+    )
     assert page.evaluate("window.pwned === undefined && !document.body.dataset.pwned")
 
 

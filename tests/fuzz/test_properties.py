@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,21 +78,121 @@ def test_non_finite_numbers_are_refused(value: float) -> None:
     assert err.value.field == "input.x"
 
 
-@given(json_objects, json_objects, st.dictionaries(st.text(max_size=5), st.text(max_size=5)))
-@settings(max_examples=300)
-def test_policies_never_fail_open(
-    inp: dict[str, Any], out: dict[str, Any], labels: dict[str, str]
-) -> None:
-    """Whatever the input and model output, evaluation either decides or raises PolicyEvalError,
-    and a held tier's credit decision is never approved automatically."""
-    for app in POLICIES.applications.values():
-        try:
-            cls = app.classify(inp, labels)
-            route = app.route(inp, out, cls.tier, labels, app.backend.ref())
-        except PolicyEvalError:
-            continue
-        if app.id == "credit-limit" and cls.tier.name == "high":
-            assert route.action is not Action.APPROVE
+# Inputs shaped like real requests: every field the policies in policies/applications.yaml read
+# (credit-limit: amount, past_delinquencies; fraud-alert: country_mismatch; marketing-offer: age,
+# and the label ``minor``), with values on both sides of each threshold, plus unrelated keys.
+# Arbitrary objects alone almost never hold these fields, so nearly every example would stop at
+# PolicyEvalError and the property would not be checked at all.
+# Hypothesis favours small numbers, so the ranges either side of the threshold are drawn
+# separately: about half of all amounts are above 100,000.
+amounts = st.one_of(
+    st.sampled_from([0, 100_000, 100_000.0, 100_000.01, 100_001, 250_000]),
+    st.integers(0, 100_000) | st.floats(0, 100_000),
+    st.integers(100_001, 10_000_000),
+    st.floats(100_000.01, 10_000_000),
+)
+scores = st.sampled_from([0.0, 0.05, 0.2, 0.8, 0.95, 1.0]) | st.floats(0, 1)
+request_fields = st.fixed_dictionaries(
+    {
+        "amount": amounts,
+        "past_delinquencies": st.integers(0, 6),
+        "income": st.integers(0, 500_000),
+        "debt_ratio": st.floats(0, 2),
+        "country_mismatch": st.booleans(),
+        "age": st.integers(10, 90) | st.floats(10, 90),
+    }
+)
+model_fields = st.fixed_dictionaries(
+    {"score": scores}, optional={"explanation": st.text(max_size=20)}
+)
+
+
+@st.composite
+def _broken(draw: st.DrawFn, fields: st.SearchStrategy[dict[str, Any]]) -> dict[str, Any]:
+    """Well-formed fields with one removed or given a value of the wrong type."""
+    data = draw(fields)
+    key = draw(st.sampled_from(sorted(data)))
+    wrong = draw(st.none() | st.text(max_size=5) | st.lists(st.integers(), max_size=2))
+    if draw(st.booleans()):
+        del data[key]
+    else:
+        data[key] = wrong
+    return data
+
+
+def _with_extra(fields: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """The fields among arbitrary other keys; numbers as floats half the time, as over Struct."""
+    return st.tuples(json_objects, fields, st.booleans()).map(
+        lambda t: _normalise({**t[0], **t[1]}) if t[2] else {**t[0], **t[1]}
+    )
+
+
+inputs = st.one_of(
+    _with_extra(request_fields),
+    _with_extra(request_fields),
+    _with_extra(_broken(request_fields)),
+    json_objects,
+)
+outputs = st.one_of(
+    _with_extra(model_fields),
+    _with_extra(model_fields),
+    _with_extra(_broken(model_fields)),
+    json_objects,
+)
+labels_strategy = st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3) | st.builds(
+    lambda extra, minor: {**extra, "minor": minor},
+    st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+    st.sampled_from(["true", "false", ""]),
+)
+
+
+def test_policies_never_fail_open() -> None:
+    """Realistic requests reach the rules; risky credit, unclear fraud and minors never pass."""
+    evaluated: Counter[str] = Counter()
+
+    @given(inputs, outputs, labels_strategy)
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    def check(inp: dict[str, Any], out: dict[str, Any], labels: dict[str, str]) -> None:
+        for app in POLICIES.applications.values():
+            try:
+                cls = app.classify(inp, labels)
+                route = app.route(inp, out, cls.tier, labels, app.backend.ref())
+            except PolicyEvalError:
+                continue
+            evaluated[app.id] += 1
+            if app.id == "credit-limit":
+                # Classified, so both fields were numbers.
+                if inp["amount"] > 100_000 or inp["past_delinquencies"] >= 3:
+                    assert cls.tier.name == "high"
+                if inp["amount"] > 100_000:
+                    evaluated["credit-limit above 100,000"] += 1
+                if cls.tier.name == "high":
+                    evaluated["credit-limit high"] += 1
+                    assert route.action is not Action.APPROVE
+            elif app.id == "fraud-alert" and route.action is Action.APPROVE:
+                evaluated["fraud-alert approved"] += 1
+                assert out["score"] < 0.05 and inp["country_mismatch"] is False
+            elif app.id == "marketing-offer":
+                age = inp.get("age")
+                minor = labels.get("minor") == "true" or (
+                    isinstance(age, int | float) and not isinstance(age, bool) and age < 18
+                )
+                if minor:
+                    evaluated["marketing-offer minor"] += 1
+                    assert cls.tier.name == "prohibited"
+
+    check()
+    minimum = {
+        "credit-limit": 120,
+        "credit-limit above 100,000": 30,
+        "credit-limit high": 60,
+        "fraud-alert": 100,
+        "fraud-alert approved": 20,
+        "marketing-offer": 150,
+        "marketing-offer minor": 50,
+    }
+    short = {k: evaluated[k] for k, n in minimum.items() if evaluated[k] < n}
+    assert not short, f"too few generated requests reached the rules: {short}; all: {evaluated}"
 
 
 def _chain(payloads: list[dict[str, Any]]) -> list[AuditEvent]:

@@ -79,11 +79,15 @@ async def test_decide_with_wait_is_answered_at_the_verdict(
 ) -> None:
     """A caller blocking with wait gets the final decision as soon as a reviewer decides."""
     call = asyncio.create_task(client.decide("t-echo", {"score": 0.5}, wait=30))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
     tasks = []
     while not tasks:
+        if call.done():
+            pytest.fail(f"Decide ended before its review task appeared: {call.result()}")
+        assert loop.time() < deadline, "no review task 10 s after the Decide was sent"
         await asyncio.sleep(0.01)
         tasks = await gateway.store.list_review_tasks(TaskKind.DECISION)
-    loop = asyncio.get_running_loop()
     t0 = loop.time()
     await gateway.reviews.submit(
         tasks[0].decision_id, ALICE, Verdict.OVERRIDE, "manual limit", {"score": 0.6, "limit": 1}

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
+
+import pytest
 
 from gateway.client import GatewayClient
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pump(pipe: IO[str], into: queue.Queue[str]) -> None:
+    """Copy lines from ``pipe`` to ``into``, then an empty string at end of file."""
+    for line in pipe:
+        into.put(line)
+    into.put("")
 
 
 def test_demo_prints_a_working_key_and_command(tmp_path: Path) -> None:
@@ -35,14 +47,24 @@ def test_demo_prints_a_working_key_and_command(tmp_path: Path) -> None:
         text=True,
         env={**os.environ, "HITL_LOG_LEVEL": "warning"},
     )
+    assert proc.stderr is not None
+    # readline() blocks for as long as the process stays silent, so lines are read in a thread
+    # and waited for here with a deadline.
+    stream: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(proc.stderr, stream), daemon=True)
+    reader.start()
     try:
-        assert proc.stderr is not None
         lines: list[str] = []
         deadline = time.monotonic() + 60
         while not any("serving gRPC on" in line for line in lines):
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "".join(lines)
+            remaining = deadline - time.monotonic()
+            try:
+                line = stream.get(timeout=max(remaining, 0))
+            except queue.Empty:
+                pytest.fail(
+                    "no 'serving gRPC on' line within 60 s; stderr so far:\n" + "".join(lines)
+                )
+            assert line, f"demo exited with {proc.wait(5)} before serving:\n" + "".join(lines)
             lines.append(line)
         text = "".join(lines)
         key = re.search(r"Bearer (hitl_\S+)'", text)
@@ -59,5 +81,5 @@ def test_demo_prints_a_working_key_and_command(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
-        if proc.stderr is not None:
-            proc.stderr.close()
+        reader.join(10)
+        proc.stderr.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway.app import Gateway
 from gateway.client import AsyncGatewayClient
 from gateway.core.notifier import REFRESH
@@ -30,8 +32,12 @@ async def test_verdict_given_while_a_was_deaf_still_answers_its_waiting_caller(
     key = await create_api_key(a)
     async with AsyncGatewayClient(f"127.0.0.1:{a.grpc_port}", api_key=key) as client:
         call = asyncio.create_task(client.decide("t-echo", {"score": 0.5}, wait=30))
+        deadline = asyncio.get_running_loop().time() + 10
         tasks = []
         while not tasks:
+            if call.done():
+                pytest.fail(f"Decide ended before its review task appeared: {call.result()}")
+            assert asyncio.get_running_loop().time() < deadline, "no review task on B after 10 s"
             await asyncio.sleep(0.02)
             tasks = await b.store.list_review_tasks(TaskKind.DECISION)
         await terminate_listener(pg_dsn, a.store)

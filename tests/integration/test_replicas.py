@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
+
 from gateway.app import Gateway
 from gateway.client import AsyncGatewayClient
 from gateway.core.reviews import Reviewer
@@ -31,8 +33,12 @@ async def test_verdict_on_b_answers_a_waiting_caller_on_a(
     key = await create_api_key(a)
     async with await _client(a, key) as client:
         call = asyncio.create_task(client.decide("t-echo", {"score": 0.5}, wait=30))
+        deadline = asyncio.get_running_loop().time() + 10
         tasks = []
         while not tasks:
+            if call.done():
+                pytest.fail(f"Decide ended before its review task appeared: {call.result()}")
+            assert asyncio.get_running_loop().time() < deadline, "no review task on B after 10 s"
             await asyncio.sleep(0.02)
             tasks = await b.store.list_review_tasks(TaskKind.DECISION)
         await b.reviews.submit(tasks[0].decision_id, ALICE, Verdict.APPROVE, "checked on B")

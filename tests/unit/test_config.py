@@ -69,3 +69,13 @@ def test_tls_and_boolean_settings_from_environment() -> None:
         environ={"HITL_TLS_CERT": "/c.pem", "HITL_TLS_KEY": "/k.pem", "HITL_ALLOW_INSECURE": "yes"}
     )
     assert (s.tls_cert, s.tls_key, s.allow_insecure) == (Path("/c.pem"), Path("/k.pem"), True)
+
+
+def test_http_connection_limits_come_from_the_environment_and_are_checked() -> None:
+    """HTTP timeouts and connection caps are read from HITL_*; a zero timeout is refused."""
+    s = load_settings(
+        environ={"HITL_HTTP_IDLE_TIMEOUT": "2.5", "HITL_HTTP_MAX_CONNECTIONS_PER_CLIENT": "8"}
+    )
+    assert (s.http_idle_timeout, s.http_max_connections_per_client) == (2.5, 8)
+    with pytest.raises(ConfigError, match="http_header_timeout"):
+        load_settings(environ={"HITL_HTTP_HEADER_TIMEOUT": "0"})

@@ -6,12 +6,14 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gateway.audit.chain import GENESIS, canonical_bytes, chain_hash, parse_ts
+from gateway.audit.chain import GENESIS, VerifyResult, canonical_bytes, chain_hash, parse_ts
 from gateway.store import SQLiteStore, sqlite_verify
 from gateway.types import AuditDraft, Decision
 from tests.audit_builders import audit_decision
@@ -39,6 +41,40 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     assert (os.cpu_count() or 1) >= 2, "the parallel path needs two cores to run at all"
     monkeypatch.setattr(sqlite_verify, "PARALLEL_MIN", 10)
     return path
+
+
+class _RecordingPool(ProcessPoolExecutor):
+    """The standard process pool, keeping the futures of the work it is given.
+
+    The verifier falls back to one serial pass when no worker process can run, with the same
+    answer; only these futures tell whether segments were in fact verified in worker processes.
+    """
+
+    futures: list[Future[VerifyResult]]
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        self.futures.append(future)
+        return future
+
+
+@pytest.fixture
+def worker_runs(monkeypatch: pytest.MonkeyPatch) -> list[Future[VerifyResult]]:
+    """The futures of every segment handed to a worker process while the test runs."""
+    recorded: list[Future[VerifyResult]] = []
+
+    class Pool(_RecordingPool):
+        futures = recorded
+
+    monkeypatch.setattr(sqlite_verify, "ProcessPoolExecutor", Pool)
+    return recorded
+
+
+def _assert_ran_in_workers(futures: list[Future[VerifyResult]], segments: int) -> None:
+    assert len(futures) == segments, f"{len(futures)} segments went to worker processes"
+    assert all(f.done() and f.exception() is None for f in futures), [
+        f.exception() for f in futures
+    ]
 
 
 def _sql(*statements: str) -> Callable[[sqlite3.Connection], None]:
@@ -76,8 +112,10 @@ TAMPERS: dict[str, Callable[[sqlite3.Connection], None]] = {
 
 
 @pytest.mark.parametrize("name", list(TAMPERS))
-def test_parallel_equals_serial(db: Path, name: str) -> None:
-    """Each tampering gives the same result, reason and counts as one serial pass."""
+def test_parallel_equals_serial(
+    db: Path, name: str, worker_runs: list[Future[VerifyResult]]
+) -> None:
+    """Each tampering gives one serial pass's result, with both segments run in worker processes."""
     conn = sqlite3.connect(db)
     conn.execute("DROP TRIGGER audit_events_no_delete")
     conn.execute("DROP TRIGGER audit_events_only_erase")
@@ -89,13 +127,18 @@ def test_parallel_equals_serial(db: Path, name: str) -> None:
     parallel = sqlite_verify.verify_file(db, 1, None, signed)
     assert parallel == serial
     assert parallel.ok is (name == "none")
+    _assert_ran_in_workers(worker_runs, 2)
+    if name == "none":
+        assert sum(f.result().checked for f in worker_runs) == N
 
 
-def test_parallel_range_equals_serial(db: Path) -> None:
-    """A sub-range split in segments reports the same head as a serial pass over it."""
+def test_parallel_range_equals_serial(db: Path, worker_runs: list[Future[VerifyResult]]) -> None:
+    """A sub-range split over worker processes reports the same head as a serial pass over it."""
     conn = sqlite3.connect(db)
     prev = conn.execute("SELECT hash FROM audit_events WHERE seq = 4").fetchone()[0]
     conn.close()
     serial = sqlite_verify._segment(db, 5, 33, prev, {})
     assert serial.ok and serial.checked == 29
     assert sqlite_verify.verify_file(db, 5, 33, {}) == serial
+    _assert_ran_in_workers(worker_runs, 2)
+    assert [f.result().checked for f in worker_runs] == [14, 15]

@@ -93,14 +93,18 @@ async def test_slow_past_the_timeout_raises_model_error_promptly() -> None:
 
 
 async def test_slow_does_not_block_the_event_loop() -> None:
-    """Two slow calls overlap instead of running one after the other."""
+    """Two slow calls overlap: the shorter one, started second, answers first."""
     backend = _backend("slow")
-    started = time.monotonic()
-    await asyncio.gather(
-        backend.predict({"score": 0.1, "sleep_s": 0.2}, timeout=1.0),
-        backend.predict({"score": 0.2, "sleep_s": 0.2}, timeout=1.0),
-    )
-    assert time.monotonic() - started < 0.35
+    finished: list[float] = []
+
+    async def call(score: float, sleep_s: float) -> None:
+        out = await backend.predict({"score": score, "sleep_s": sleep_s}, timeout=5.0)
+        finished.append(out["score"])
+
+    # Order, not elapsed time: run one after the other (or blocking the loop), the long call
+    # would finish first however idle or busy the machine is.
+    await asyncio.gather(call(0.1, 0.6), call(0.2, 0.05))
+    assert finished == [0.2, 0.1]
 
 
 async def test_unexpected_model_failure_becomes_model_error() -> None:

@@ -74,7 +74,9 @@ class DecisionGatewayServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchDecision(self, request, context):
-        """The current state, then every change, ending after a final state.
+        """The current state, then every change, ending after a final state. The stream also ends,
+        with OK and the decision still open, after the gateway's watch_max_seconds or when it shuts
+        down: watch again then (gateway.client does so by itself).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
