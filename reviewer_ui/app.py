@@ -35,6 +35,7 @@ from gateway.errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
+    StoreUnavailable,
     Unauthenticated,
 )
 from gateway.policy import PolicySet
@@ -53,6 +54,8 @@ HTTP_STATUS: dict[type[GatewayError], int] = {
     NotFound: 404,
     Conflict: 409,
     RateLimited: 429,
+    # Nothing was recorded; a retry may succeed once the store is back.
+    StoreUnavailable: 503,
 }
 """Domain errors to HTTP status, walked along the exception's MRO; anything else is 500."""
 SECURITY_HEADERS = {
@@ -132,7 +135,15 @@ def build_app(services: UiServices, sessions: Sessions) -> Starlette:
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[cross_site_guard(SECURITY_HEADERS)],
+        # A domain error outside a guarded page (sign-in writing its session to a full disk)
+        # is shown with its status too, not as an anonymous 500.
+        exception_handlers={GatewayError: _domain_error},
     )
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return _Routes.refusal(exc)
 
 
 Handler = Callable[[Request, Session, Account], Awaitable[Response]]

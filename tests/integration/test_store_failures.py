@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +27,7 @@ from gateway.client import AsyncGatewayClient, GatewayCallError, RetryPolicy
 from gateway.config import Settings
 from gateway.store.sqlite import SQLiteStore
 from gateway.testing import create_api_key
-from gateway.types import AuditEvent, Status
+from gateway.types import AuditEvent, Role, Status
 
 
 class SmallDisk:
@@ -182,3 +183,29 @@ async def test_a_failing_checkpoint_is_retried_once_per_interval_not_at_every_po
         small_disk.free()
     failed = [e for e in logs if e["event"] == "audit.checkpoint_failed"]
     assert 1 <= len(failed) <= 4
+
+
+async def test_the_reviewer_ui_answers_503_when_the_store_cannot_record(
+    disk_gateway: Gateway, small_disk: SmallDisk
+) -> None:
+    """On a full disk signing in, which records a session, answers 503 saying nothing was
+    recorded, not an anonymous 500; with space back the same sign-in works."""
+    gw = disk_gateway
+    await gw.accounts.create("rita", Role.REVIEWER, "correct horse battery")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}") as http:
+
+        async def sign_in() -> httpx.Response:
+            form = (await http.get("/ui/login")).text
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form)
+            assert csrf is not None
+            data = {"csrf": csrf[1], "name": "rita", "password": "correct horse battery"}
+            return await http.post("/ui/login", data=data)
+
+        small_disk.fill()
+        refused = await sign_in()
+        assert refused.status_code == 503, refused.text
+        assert "not recorded" in refused.text
+        small_disk.free()
+        signed_in = await sign_in()
+        assert signed_in.status_code == 303
+        assert signed_in.headers["location"].endswith("/ui/")
