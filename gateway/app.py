@@ -72,6 +72,8 @@ from reviewer_ui.app import build_app as build_ui
 from reviewer_ui.sessions import Sessions
 
 log = structlog.get_logger("gateway.app")
+HEALTH_FOLLOW_INTERVAL = 2.0
+"""Seconds between checks that keep the gRPC health status of Decide in step with the store."""
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -273,6 +275,11 @@ class Gateway:
         serving = health_pb2.HealthCheckResponse.SERVING
         await self._health.set("", serving)
         await self._health.set(SERVICE, serving)
+        # The chart's readiness probe asks gRPC health for this service: it must turn
+        # NOT_SERVING when decisions cannot be recorded, as /readyz does. Only the store counts
+        # here: a model outage is answered by each application's `on_model_error`, and taking
+        # the replica out of service would stop every other application too.
+        self._health.follow(SERVICE, self._can_record, HEALTH_FOLLOW_INTERVAL)
 
     async def _start_audit(self) -> None:
         """The auditors' read side and the checkpoint signer."""
@@ -364,12 +371,19 @@ class Gateway:
         if decision is not None and not self._stopped:
             self.notifier.publish(decision)
 
-    async def readiness(self) -> dict[str, bool]:
+    async def _store_checks(self) -> dict[str, bool]:
         store = self._store
         # A commit, not just a running store: reads still work on a full disk (`store.probe`).
         checks = {"store": store is not None and not self._stopped and await store.probe()}
         if isinstance(self._store, PostgresStore):  # deaf to other replicas, waiters would hang
             checks["store:changes"] = self._store.listener.connected
+        return checks
+
+    async def _can_record(self) -> bool:
+        return all((await self._store_checks()).values())
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = await self._store_checks()
         for name, backend in self._backends.items():
             checks[f"backend:{name}"] = await backend.ready()
         return checks
