@@ -132,9 +132,12 @@ async def test_unauthenticated_streams_have_their_own_bound(
 ) -> None:
     """Health watches beyond max_public_streams are refused; Check and keyed calls still answer."""
     health = health_pb2_grpc.HealthStub(channel)
-    watches = [health.Watch(health_pb2.HealthCheckRequest(service="")) for _ in range(3)]
+    watches = []
     outcomes: list[object] = []
-    for w in watches:
+    # One after another: started together, which of them the server takes first is arbitrary.
+    for _ in range(3):
+        w = health.Watch(health_pb2.HealthCheckRequest(service=""))
+        watches.append(w)
         try:
             outcomes.append((await w.read()).status)
         except grpc.aio.AioRpcError as exc:
