@@ -1,4 +1,9 @@
-"""Load generator processes: each runs grpc.aio clients against one target per job.
+"""Decide load from worker processes: each runs grpc.aio clients against one target per job.
+
+``LoadGenerator`` keeps the workers for a whole benchmark and turns one run (a target, a
+concurrency, a duration) into a ``Run``: throughput, latency percentiles and the CPU of the
+server, of the workers and of everything else over the measured window. ``preflight`` makes one
+call first, to prove the path measured is the one intended.
 
 A worker is a spawned process that waits for jobs on a pipe. A job names the target, the number
 of calls in flight, and a window on the wall clock shared by all workers (warm-up, then the
@@ -13,13 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import multiprocessing as mp
 import signal
+import statistics
 import time
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
+
+from bench.harness import Run, Server, machine_busy, percentile, process_cpu, run_async
 
 #: The input the default credit-limit policy approves without review.
 AUTO_APPROVED_INPUT: dict[str, Any] = {
@@ -30,6 +40,8 @@ AUTO_APPROVED_INPUT: dict[str, Any] = {
 }
 APPLICATION = "credit-limit"
 CALL_TIMEOUT = 30.0
+START_MARGIN = 0.5
+"""Seconds between handing out a job and its warm-up starting, so all workers begin together."""
 
 
 @dataclass(frozen=True)
@@ -131,19 +143,173 @@ def worker_main(conn: Connection) -> None:
     """Entry point of a spawned worker: run jobs from ``conn`` until it sends ``None``."""
     # The parent owns Ctrl-C: it stops the workers itself, after which this process just exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import uvloop
-
-        runner: Any = uvloop.run
-    except ImportError:
-        runner = asyncio.run
     with contextlib.suppress(EOFError, BrokenPipeError, KeyboardInterrupt):
         while True:
             job = conn.recv()
             if job is None:
                 return
             try:
-                result = runner(run_job(job))
+                result = run_async(run_job(job))
             except Exception as exc:
                 result = JobResult(failure=f"{type(exc).__name__}: {exc}")
             conn.send(result)
+
+
+class LoadGenerator:
+    """Spawned worker processes, kept for the whole benchmark and handed one job per run."""
+
+    def __init__(self, procs: int) -> None:
+        ctx = mp.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        for i in range(procs):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=worker_main, args=(child,), name=f"loadgen-{i}", daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+
+    def run(
+        self,
+        server: Server,
+        token: str,
+        *,
+        concurrency: int,
+        warmup: float,
+        duration: float,
+        round_no: int,
+    ) -> Run:
+        assert server.proc is not None
+        workers = min(len(self._conns), concurrency)
+        base, extra = divmod(concurrency, workers)
+        shares = [base + (1 if i < extra else 0) for i in range(workers)]
+        start_at = time.time() + START_MARGIN
+        for conn, share in zip(self._conns, shares, strict=False):
+            conn.send(Job(server.address, token, share, start_at, warmup, duration))
+
+        # Sample CPU at the edges of the measured window while the workers run.
+        pids = [p.pid for p in self._procs[:workers]]
+        _sleep_until(start_at + warmup)
+        before = _cpu_sample(server.proc.pid, pids)
+        _sleep_until(start_at + warmup + duration)
+        after = _cpu_sample(server.proc.pid, pids)
+
+        results: list[JobResult] = [conn.recv() for conn in self._conns[:workers]]
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.proc.returncode} during the run; "
+                f"log tail:\n{server.log_tail()}"
+            )
+        failures = [r.failure for r in results if r.failure]
+        if failures:
+            raise RuntimeError(f"load generator failed against {server.name}: {failures[0]}")
+
+        latencies = array("d")
+        errors: Counter[str] = Counter()
+        samples: dict[str, str] = {}
+        for r in results:
+            latencies.frombytes(r.latencies)
+            errors.update(r.errors)
+            for code, details in r.error_samples.items():
+                samples.setdefault(code, details)
+        ordered = sorted(latencies)
+        server_cpu, loadgen_cpu, busy, other = _cpu_shares(before, after, duration)
+        return Run(
+            target=server.name,
+            concurrency=concurrency,
+            round=round_no,
+            decisions_per_s=sum(r.ok for r in results) / duration,
+            p50_ms=percentile(ordered, 0.50) * 1e3,
+            p99_ms=percentile(ordered, 0.99) * 1e3,
+            mean_ms=(statistics.fmean(ordered) * 1e3) if ordered else math.nan,
+            ok=sum(r.ok for r in results),
+            errors=dict(errors),
+            error_samples=samples,
+            server_cpu_pct=server_cpu,
+            loadgen_cpu_pct=loadgen_cpu,
+            machine_busy_pct=busy,
+            other_cpu_pct=other,
+        )
+
+    def close(self) -> None:
+        for conn in self._conns:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                conn.send(None)
+        # Idle workers exit at once; one still in a job (after an interrupt) is not waited for.
+        for proc in self._procs:
+            proc.join(timeout=1)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+        for conn in self._conns:
+            conn.close()
+
+
+def _sleep_until(wall: float) -> None:
+    delay = wall - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+_Sample = tuple[float | None, list[float | None], tuple[float, float] | None]
+
+
+def _cpu_sample(server_pid: int, worker_pids: list[int | None]) -> _Sample:
+    workers = [process_cpu(pid) if pid is not None else None for pid in worker_pids]
+    return process_cpu(server_pid), workers, machine_busy()
+
+
+def _cpu_shares(
+    before: _Sample, after: _Sample, duration: float
+) -> tuple[float | None, float | None, float | None, float | None]:
+    server = None
+    if before[0] is not None and after[0] is not None:
+        server = 100 * (after[0] - before[0]) / duration
+    loadgen = None
+    pairs = list(zip(before[1], after[1], strict=True))
+    if pairs and all(b is not None and a is not None for b, a in pairs):
+        loadgen = 100 * sum(a - b for b, a in pairs if a is not None and b is not None) / duration
+    busy = other = None
+    if before[2] is not None and after[2] is not None:
+        busy_s = after[2][0] - before[2][0]
+        total = after[2][1] - before[2][1]
+        busy = 100 * busy_s / total if total > 0 else None
+        if server is not None and loadgen is not None:
+            other = max(0.0, 100 * busy_s / duration - server - loadgen)
+    return server, loadgen, busy, other
+
+
+@dataclass
+class Preflight:
+    """One call before measuring: proves the path works and records what it answers."""
+
+    target: str
+    status: str = ""
+    tier: str = ""
+    rule: str = ""
+    request_bytes: int = 0
+    response_bytes: int = 0
+    error: str = ""
+
+
+def preflight(server: Server, token: str) -> Preflight:
+    import grpc
+
+    from gateway._pb.hitl.gateway.v1 import gateway_pb2 as pb
+    from gateway._pb.hitl.gateway.v1 import gateway_pb2_grpc as pb_grpc
+
+    request = build_request()
+    out = Preflight(target=server.name, request_bytes=request.ByteSize())
+    with grpc.insecure_channel(server.address) as channel:
+        decide = pb_grpc.DecisionGatewayStub(channel).Decide
+        try:
+            reply = decide(request, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
+        except grpc.RpcError as exc:
+            out.error = f"{exc.code().name}: {exc.details()}"
+            return out
+    out.status = pb.DecisionStatus.Name(reply.status)
+    out.tier = reply.tier
+    out.rule = reply.rule
+    out.response_bytes = reply.ByteSize()
+    return out

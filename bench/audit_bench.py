@@ -13,7 +13,7 @@ chain hash the store uses, plus the matching decision rows. Then prints:
   Target: verify >= 0.5x of it. Also printed: the same loop on bytes already in memory.
 - ``verify``, parallel: `AuditFile.verify`, which verifies consecutive segments in worker
   processes when the file is large enough (one per core, up to four; see
-  `gateway.store.sqlite_verify`), against the bare loop run over the same segments in as many
+  `gateway.store.sqlite.verify`), against the bare loop run over the same segments in as many
   processes, both timed from the start of their processes. The process count is printed; with
   too few events or cores the verifier runs in one process and this pair is skipped.
 
@@ -51,14 +51,14 @@ from gateway.audit.chain import (
     canonical_bytes_text_ts,
     canonical_json,
     digest_of_canonical,
-    format_ts,
 )
 from gateway.audit.verifier import verify_rows
-from gateway.store import codec, sqlite_verify
-from gateway.store.migrations import apply_migrations
-from gateway.store.offline import connect_read_only
-from gateway.store.sqlite_audit import BATCH, AuditFile
-from gateway.store.sqlite_verify import iter_verify_rows
+from gateway.store import codec
+from gateway.store.sqlite import verify as sqlite_verify
+from gateway.store.sqlite.audit import BATCH, AuditFile
+from gateway.store.sqlite.migrations import apply_migrations
+from gateway.store.sqlite.verify import connect_read_only, iter_verify_rows
+from gateway.timefmt import format_ts
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 _INSERT_EVENT = (

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from bench.harness import run_async
 from gateway._pb.hitl.gateway.v1 import gateway_pb2 as pb
 from gateway._pb.hitl.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
@@ -97,11 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(serve(args.host, args.port))
-    return uvloop.run(serve(args.host, args.port))
+    return int(run_async(serve(args.host, args.port)))
 
 
 if __name__ == "__main__":

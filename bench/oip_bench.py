@@ -27,17 +27,25 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.decide_bench import REPO, Server, free_port, gateway_command, process_cpu
+from bench.harness import (
+    REPO,
+    Server,
+    create_key,
+    exit_on_sigterm,
+    free_port,
+    gateway_command,
+    percentile,
+    process_cpu,
+    server_env,
+)
 
 APPLICATION = "bench-oip"
 MODEL = "bench-scorer"
@@ -173,8 +181,8 @@ def measure(
     errors = sum(r[1] for r in results)
     first_error = next((r[3] for r in results if r[3]), "")
     lat = sorted(x for r in results for x in r[2])
-    p50 = lat[len(lat) // 2] * 1000 if lat else float("nan")
-    p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else float("nan")
+    p50 = percentile(lat, 0.50) * 1000
+    p99 = percentile(lat, 0.99) * 1000
     cpu = {
         f"{name}_cpu_us": 1e6 * (after[name] - before[name]) / max(ok, 1)
         for name in pids
@@ -198,15 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--procs", type=int, default=2)
     args = parser.parse_args(argv)
-    # The per-key rate limit protects production replicas; here one key drives all the load and
-    # the limiter is not what is measured.
-    env = {
-        **os.environ,
-        "HITL_LOG_LEVEL": "warning",
-        "PYTHONPATH": str(REPO),
-        "HITL_RATE_LIMIT": "1000000",
-        "HITL_RATE_BURST": "1000000",
-    }
+    exit_on_sigterm()
+    env = server_env()
     servers: list[Server] = []
     try:
         runs = _run(args, env, servers)
@@ -269,12 +270,7 @@ def _run(
                 (policies / name).write_text((REPO / "policies" / name).read_text())
             (policies / "bench.yaml").write_text(POLICY.format(port=model_port))
             data_dir = work / "var"
-            keys = [*gateway_command(), "keys", "create", "--app", APPLICATION]
-            keys += ["--data-dir", str(data_dir), "--policies", str(policies)]
-            made = subprocess.run(keys, cwd=REPO, env=env, capture_output=True, text=True)
-            if made.returncode != 0:
-                raise BenchError(f"keys create failed: {made.stderr}")
-            token = made.stdout.splitlines()[0].strip()
+            token = create_key(data_dir, policies, env, APPLICATION)
             argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
             argv_gw += ["--policies", str(policies), "--grpc-port", str(gw_port)]
             argv_gw += ["--http-port", "0"]

@@ -10,13 +10,12 @@ so the benchmark's readiness check works the same for every process.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import struct
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from bench.harness import run_async, serve_forever
 from gateway._pb.inference import grpc_service_pb2 as pb
 from gateway._pb.inference import grpc_service_pb2_grpc as pb_grpc
 
@@ -40,24 +39,14 @@ class LinearModel(pb_grpc.GRPCInferenceServiceServicer):
 async def serve(port: int) -> None:
     server = grpc.aio.server()
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(LinearModel(), server)
-    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+    await serve_forever(server, port)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover
-        pass
-    _ = health_pb2
-    asyncio.run(serve(args.port))
+    run_async(serve(args.port))
 
 
 if __name__ == "__main__":

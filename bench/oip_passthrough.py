@@ -15,11 +15,11 @@ alone costs a Python proxy, before any decision is made.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2_grpc
+
+from bench.harness import run_async, serve_forever
 
 
 def _identity(data: bytes) -> bytes:
@@ -81,11 +81,8 @@ class Forward(grpc.GenericRpcHandler):
 async def serve(port: int, upstream: str, rename: Rename | None) -> None:
     channel = grpc.aio.insecure_channel(upstream)
     server = grpc.aio.server()
-    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     server.add_generic_rpc_handlers((Forward(channel, rename),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+    await serve_forever(server, port)
 
 
 def main() -> None:
@@ -98,13 +95,7 @@ def main() -> None:
     if args.rename:
         outer, _, inner = args.rename.partition("=")
         rename = Rename(outer, inner)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover
-        pass
-    asyncio.run(serve(args.port, args.upstream, rename))
+    run_async(serve(args.port, args.upstream, rename))
 
 
 if __name__ == "__main__":

@@ -33,9 +33,12 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.audit.chain import GENESIS, canonical_bytes_text_ts, chain_hash, format_ts
-from gateway.store import SQLiteStore, codec, verify_file
-from gateway.store.migrations import apply_migrations
+from gateway.audit.chain import GENESIS, canonical_bytes_text_ts, chain_hash
+from gateway.audit.drafts import PreparedDraft, prepare_draft
+from gateway.store import SQLiteStore, codec
+from gateway.store.sqlite.migrations import apply_migrations
+from gateway.store.sqlite.verify import verify_file
+from gateway.timefmt import format_ts
 from gateway.types import AuditDraft, Decision, ModelRef, ReviewTask, Status, TaskKind, Validation
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -88,7 +91,7 @@ INSERT_TASK = _insert("review_tasks", codec.TASK_COLUMNS)
 
 
 def chain_rows(
-    drafts: list[codec.PreparedDraft], head: tuple[int, str], now: str
+    drafts: list[PreparedDraft], head: tuple[int, str], now: str
 ) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
     seq, prev = head
     rows = []
@@ -123,7 +126,7 @@ def bench_raw(path: Path, work: list[Any], batch: int) -> float:
     batches = []
     for start in range(0, len(work), batch):
         chunk = work[start : start + batch]
-        drafts = [codec.prepare_draft(e) for _, events, _ in chunk for e in events]
+        drafts = [prepare_draft(e) for _, events, _ in chunk for e in events]
         events, head = chain_rows(drafts, head, now)
         batches.append(
             (
@@ -216,7 +219,7 @@ async def bench_aiosqlite(
             (
                 d,
                 codec.decision_row(d),
-                [codec.prepare_draft(e) for e in events],
+                [prepare_draft(e) for e in events],
                 [codec.task_row(t) for t in tasks],
                 fut,
             )
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             elapsed, tx["store"] = run(bench_store(d / "store.db", work, args.concurrency))
             cpu["store"].append(time.process_time() - c)
             rates["store"].append(n / elapsed)
-            ok = ok and verify_file(d / "store.db").ok
+            ok = ok and verify_file(d / "store.db", 1, None, {}).ok
             c = time.process_time()
             elapsed, tx["aiosqlite"] = run(
                 bench_aiosqlite(d / "aio.db", work, args.concurrency, args.batch)

@@ -24,18 +24,19 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.decide_bench import (
+from bench._loadgen import APPLICATION, LoadGenerator, preflight
+from bench.harness import (
     REPO,
-    LoadGenerator,
     Run,
     Server,
     create_key,
     free_port,
     gateway_command,
-    preflight,
+    server_env,
     summarise,
     table,
 )
+from gateway.keys import generate_secrets
 
 
 def postgres_dsn() -> str:
@@ -75,23 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.run(_schema(base, f"CREATE SCHEMA {schema}"))
     pg_dsn = f"{base}{'&' if '?' in base else '?'}search_path={schema}"
     workdir = Path(tempfile.mkdtemp(prefix="hitl-pg-bench-"))
-    env = {**os.environ, "HITL_LOG_LEVEL": "warning", "PYTHONPATH": str(REPO)}
+    env = server_env()
     env.pop("HITL_STORE", None)
-    # The per-key rate limit would cap both targets alike and hide the store's throughput.
-    env.update(HITL_RATE_LIMIT="1000000", HITL_RATE_BURST="1000000")
     servers: list[Server] = []
     tokens: dict[str, str] = {}
     loadgen: LoadGenerator | None = None
     try:
         for name, store in (("sqlite", ""), ("postgresql", pg_dsn)):
             data_dir = workdir / name
-            server_env = {**env, "HITL_STORE": store} if store else env
-            tokens[name] = create_key(data_dir, args.policies.resolve(), server_env)
+            # A shared store refuses to start without the secrets every replica must share.
+            shared = {f"HITL_{k.upper()}": v for k, v in generate_secrets().items()}
+            target_env = {**env, "HITL_STORE": store, **shared} if store else env
+            tokens[name] = create_key(data_dir, args.policies.resolve(), target_env, APPLICATION)
             port = free_port()
             argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
             argv_gw += ["--policies", str(args.policies.resolve()), "--grpc-port", str(port)]
             argv_gw += ["--http-port", "0"]
-            servers.append(Server(name, argv_gw, port, workdir, server_env))
+            servers.append(Server(name, argv_gw, port, workdir, target_env))
         for server in servers:
             server.start()
         loadgen = LoadGenerator(args.procs)

@@ -8,17 +8,11 @@ flushes the store's writer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
-import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
-from typing import cast
 
 import grpc
 import structlog
-import uvicorn
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 from starlette.responses import RedirectResponse
@@ -29,16 +23,16 @@ from gateway._pb.hitl.gateway.v1 import gateway_pb2
 from gateway.api.admin import SERVICE as ADMIN_SERVICE
 from gateway.api.admin import AdminServicer
 from gateway.api.audit import AuditServicer
-from gateway.api.connections import ConnectionLimits, protocol_class
 from gateway.api.decisions import SERVICE, DecisionGatewayServicer
 from gateway.api.http import health_app
+from gateway.api.http_server import HttpServer
 from gateway.api.inference import SERVICE as INFERENCE_SERVICE
 from gateway.api.inference import InferenceServicer
 from gateway.api.metrics import metrics_route
 from gateway.api.public import Health, reflection_handler
 from gateway.api.tls import check_bind, server_credentials
 from gateway.audit.checkpointer import Checkpointer
-from gateway.audit.checkpoints import Checkpoint, Signer, public_key_pem
+from gateway.audit.checkpoints import Signer, public_key_pem
 from gateway.audit.service import AuditTrail
 from gateway.backends.protocol import ModelBackend
 from gateway.backends.registry import application_backends, build_backend
@@ -53,6 +47,7 @@ from gateway.core.pipeline import DecisionPipeline
 from gateway.core.queue import ReviewQueue
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.reviews import ReviewService
+from gateway.core.session_purge import SessionPurger
 from gateway.core.slots import CallSlots
 from gateway.core.sso import TrustedHeaderSso
 from gateway.core.sweeper import SlaSweeper
@@ -60,11 +55,8 @@ from gateway.core.switches import KillSwitches
 from gateway.core.vault import Vault
 from gateway.keys import GatewayKeys, load_keys
 from gateway.policy import PolicySet, load_policies
-from gateway.store import StoreClosed, open_store, sqlite_path
-from gateway.store.pg_audit import PostgresAuditLog
-from gateway.store.postgres import PostgresStore
-from gateway.store.protocol import ReviewStore, Store
-from gateway.store.sqlite_audit import AuditFile, CheckpointWriter, SQLiteAuditLog
+from gateway.store import StoreClosed, open_store
+from gateway.store.protocol import ReviewStore
 from gateway.telemetry.tracing import setup_tracing, shutdown_tracing
 from reviewer_ui.app import PREFIX as UI_PREFIX
 from reviewer_ui.app import UiServices
@@ -76,14 +68,6 @@ HEALTH_FOLLOW_INTERVAL = 2.0
 """Seconds between checks that keep the gRPC health status of Decide in step with the store."""
 
 
-class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn without its own signal handlers: the gateway owns signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class Gateway:
     def __init__(self, settings: Settings, *, limits: InputLimits | None = None) -> None:
         self.settings = settings
@@ -93,18 +77,18 @@ class Gateway:
         self._started = False
         self._stopped = False
         self._grpc: grpc.aio.Server | None = None
-        self._http: _EmbeddedUvicorn | None = None
-        self._http_task: asyncio.Task[None] | None = None
+        self._http: HttpServer | None = None
         self._backends: dict[str, ModelBackend] = {}
-        self._store: Store | None = None
+        self._store: ReviewStore | None = None
         self._checkpointer: Checkpointer | None = None
         self._sweeper: SlaSweeper | None = None
+        self._session_purger: SessionPurger | None = None
         self.notifier = Notifier()
         self._remote_fetches: set[asyncio.Task[None]] = set()
 
     # The core objects, for the reviewer UI and for tests that drive the real services.
     policies: PolicySet
-    store: Store
+    store: ReviewStore
     pipeline: DecisionPipeline
     reviews: ReviewService
     auth: KeyAuthenticator
@@ -141,8 +125,7 @@ class Gateway:
         self._store = self.store = open_store(s.store_url)
         await self.store.start()
         self.store.subscribe_changes(self._remote_change)
-        if isinstance(self.store, PostgresStore):
-            self.store.subscribe_resync(self._resync)
+        self.store.subscribe_resync(self._resync)
         for name, spec in self.policies.backends.items():
             backend = build_backend(spec)
             await backend.start()
@@ -173,10 +156,10 @@ class Gateway:
         )
 
     async def _start_reviewing(self) -> None:
-        """Kill switches, accounts (with the first admin), the review queue, the SLA sweeper."""
+        """Switches, accounts (with the first admin), the queue, SLA sweeper, session purger."""
         s = self.settings
         # Every store the gateway opens implements the review queue's part of the protocol.
-        store = cast(ReviewStore, self.store)
+        store = self.store
         self.switches = KillSwitches(store, self.policies)
         await self.switches.load()
         self.accounts = AccountService(store)
@@ -200,6 +183,8 @@ class Gateway:
             store, self.policies, self.notifier, interval=s.sla_sweep_interval
         )
         self._sweeper.start()
+        self._session_purger = SessionPurger(store)
+        self._session_purger.start()
 
     def _http_routes(self) -> list[BaseRoute]:
         """The reviewer UI, mounted on the HTTP server next to health."""
@@ -213,11 +198,9 @@ class Gateway:
             audit=self.audit,
             sso=TrustedHeaderSso(sso_config(s)),
         )
-        self.sessions = Sessions(
-            self.keys.session_key, store=cast(ReviewStore, self.store), idle=s.session_idle
-        )
+        self.sessions = Sessions(self.keys.session_key, store=self.store, idle=s.session_idle)
         return [
-            metrics_route(cast(ReviewStore, self.store).queue_stats),
+            metrics_route(self.store.queue_stats),
             Mount(UI_PREFIX, build_ui(services, self.sessions)),
             Route("/", RedirectResponse(UI_PREFIX + "/")),
         ]
@@ -246,7 +229,7 @@ class Gateway:
         server.add_generic_rpc_handlers((servicer.handler(self.auth),))
         auditor = AuditServicer(self.audit, public_key_pem(self.signer.public_key))
         server.add_generic_rpc_handlers((auditor.handler(self.auth),))
-        erasure = SubjectErasure(cast(ReviewStore, self.store), self.limits.max_id_length)
+        erasure = SubjectErasure(self.store, self.limits.max_id_length)
         server.add_generic_rpc_handlers((AdminServicer(erasure).handler(self.auth),))
         inference = InferenceService(self.pipeline, self._backends, self.readiness)
         inferer = InferenceServicer(inference, self.limits)
@@ -285,68 +268,23 @@ class Gateway:
         """The auditors' read side and the checkpoint signer."""
         s = self.settings
         self.signer = self.keys.signer
-        save: Callable[[Checkpoint], Awaitable[None]]
-        close: Callable[[], Awaitable[None]] | None = None
-        if isinstance(self.store, PostgresStore):
-            pg_log = PostgresAuditLog(self.store, self.signer.public_key)
-            self.audit = AuditTrail(pg_log)
-            latest = await pg_log.latest_checkpoint()
-            save = pg_log.insert_checkpoint
-        else:
-            path = sqlite_path(s.store_url)
-            self.audit = AuditTrail(SQLiteAuditLog(path, self.signer.public_key))
-            latest = await asyncio.to_thread(AuditFile(path).latest_checkpoint)
-            # A kept connection: signing must not need a file handle a flood may have taken.
-            writer = await asyncio.to_thread(CheckpointWriter, path)
-            save, close = writer.save, writer.close
-
+        side = await self.store.open_audit(self.signer.public_key)
+        self.audit = AuditTrail(side.log)
         self._checkpointer = Checkpointer(
             self.store.chain_head,
             self.signer,
-            save,
+            side.save,
             every_events=s.audit_checkpoint_events,
             every_seconds=s.audit_checkpoint_seconds,
-            last_seq=0 if latest is None else latest.seq,
-            close=close,
+            last_seq=0 if side.latest is None else side.latest.seq,
+            close=side.close,
         )
         await self._checkpointer.start()
 
     async def _start_http(self) -> None:
-        s = self.settings
-        sock = socket.socket(
-            socket.AF_INET6 if ":" in s.http_host else socket.AF_INET, socket.SOCK_STREAM
-        )
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((s.http_host, s.http_port))
-        self.http_port = sock.getsockname()[1]
-        limits = ConnectionLimits(
-            idle_timeout=s.http_idle_timeout,
-            header_timeout=s.http_header_timeout,
-            per_client=s.http_max_connections_per_client,
-            total=s.http_max_connections,
-        )
-        config = uvicorn.Config(
-            health_app(self.readiness, self._http_routes()),
-            # Idle, header-read and per-address limits uvicorn's own protocols lack.
-            http=protocol_class(limits),
-            timeout_keep_alive=max(1, math.ceil(s.http_idle_timeout)),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=int(s.shutdown_grace),
-            ssl_certfile=s.tls_cert,
-            ssl_keyfile=s.tls_key,
-            # The client address is the TCP peer, never an X-Forwarded-For value: the SSO
-            # trusted-proxy check and the sign-in throttle must not believe a claimed address.
-            proxy_headers=False,
-        )
-        self._http = _EmbeddedUvicorn(config)
-        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
-        while not self._http.started:
-            if self._http_task.done():
-                await self._http_task
-                raise OSError("HTTP server failed to start")
-            await asyncio.sleep(0.01)
+        self._http = HttpServer(self.settings)
+        await self._http.start(health_app(self.readiness, self._http_routes()))
+        self.http_port = self._http.port
 
     def _remote_change(self, decision_id: str) -> None:
         """Another replica changed a decision: wake the callers and pages waiting here."""
@@ -375,8 +313,8 @@ class Gateway:
         store = self._store
         # A commit, not just a running store: reads still work on a full disk (`store.probe`).
         checks = {"store": store is not None and not self._stopped and await store.probe()}
-        if isinstance(self._store, PostgresStore):  # deaf to other replicas, waiters would hang
-            checks["store:changes"] = self._store.listener.connected
+        if store is not None:
+            checks.update(store.readiness_checks())
         return checks
 
     async def _can_record(self) -> bool:
@@ -396,13 +334,14 @@ class Gateway:
         grace = self.settings.shutdown_grace
         if self._sweeper is not None:
             await self._sweeper.stop()
+        if self._session_purger is not None:
+            await self._session_purger.stop()
         self.notifier.close()  # waiting callers answer now, with the state as it is
         if self._grpc is not None:
             await self._health.enter_graceful_shutdown()
             await self._grpc.stop(grace)
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
-            await self._http_task
+        if self._http is not None:
+            await self._http.stop()
         for backend in self._backends.values():
             await backend.stop()
         if self._remote_fetches:

@@ -19,6 +19,7 @@ from typing import Any
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.core.api_keys import ApiKeyAdmin
 from gateway.errors import PolicyError
+from gateway.telemetry.tracing import command_span
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -84,7 +85,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     async def announce(gateway: Any) -> None:
         apps = tuple(sorted(gateway.policies.applications))
         token, record = new_key(apps)
-        await ApiKeyAdmin(gateway.store).create(record, actor="system:demo")
+        with command_span("demo key create"):
+            await ApiKeyAdmin(gateway.store).create(record, actor="system:demo")
         port = gateway.grpc_port
         body = (
             '{"application": "credit-limit", "input": {"income": 85000, "debt_ratio": 0.2, '
@@ -200,7 +202,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         token, record = new_key(apps, role=args.role)
 
     async def create(store: Any) -> int:
-        await ApiKeyAdmin(store).create(record, actor=_cli_actor())
+        with command_span("keys create"):
+            await ApiKeyAdmin(store).create(record, actor=_cli_actor())
         return 0
 
     rc = _run(_with_store(settings, create))
@@ -221,7 +224,9 @@ def _cli_actor() -> str:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     async def revoke(store: Any) -> int:
-        if await ApiKeyAdmin(store).revoke(args.key_id, actor=_cli_actor()):
+        with command_span("keys revoke"):
+            revoked = await ApiKeyAdmin(store).revoke(args.key_id, actor=_cli_actor())
+        if revoked:
             print(f"revoked {args.key_id}")
             return 0
         print(f"error: no key {args.key_id!r}", file=sys.stderr)

@@ -11,18 +11,16 @@ bad event when anything is off.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.audit.chain import canonical_json, format_ts
 from gateway.audit.checkpoints import (
     KEY_FILE,
     Checkpoint,
@@ -31,12 +29,14 @@ from gateway.audit.checkpoints import (
     public_key_pem,
 )
 from gateway.audit.query import EventFilter
+from gateway.audit.records import checkpoint_record, load_checkpoint, write_events
 from gateway.config import Settings
 from gateway.errors import InvalidInput
 from gateway.keys import configured_public_key
-from gateway.types import AuditEvent
+from gateway.store.trail import TrailReader, open_trail
 
-_COLUMNS = ("seq", "ts", "decision_id", "type", "actor", "trace_id", "span_id", "payload_digest")
+if TYPE_CHECKING:
+    pass
 
 
 def _ts_arg(name: str) -> Callable[[str], datetime]:
@@ -53,139 +53,20 @@ def _ts_arg(name: str) -> Callable[[str], datetime]:
     return parse
 
 
-def event_record(ev: AuditEvent) -> dict[str, Any]:
-    """One event as a flat JSON-able record (what JSON Lines and CSV print)."""
-    return {
-        "seq": ev.seq,
-        "ts": format_ts(ev.ts),
-        "decision_id": ev.decision_id,
-        "type": ev.type,
-        "actor": ev.actor,
-        "trace_id": ev.trace_id,
-        "span_id": ev.span_id,
-        "payload_digest": ev.payload_digest,
-        "payload": ev.payload,
-        "payload_erased": ev.payload is None,
-        "prev_hash": ev.prev_hash,
-        "hash": ev.hash,
-    }
+# --- sources: a database file, a PostgreSQL database, or a running gateway -------------------
 
 
-def write_events(events: Iterable[AuditEvent], fmt: str, out: TextIO) -> int:
-    """Write events as ``table``, ``jsonl`` or ``csv``, streaming; returns how many."""
-    n = 0
-    if fmt == "jsonl":
-        for ev in events:
-            out.write(orjson.dumps(event_record(ev)).decode() + "\n")
-            n += 1
-        return n
-    if fmt == "csv":
-        w = csv.writer(out)
-        w.writerow([*_COLUMNS, "payload"])
-        for ev in events:
-            rec = event_record(ev)
-            payload = "" if ev.payload is None else canonical_json(ev.payload).decode()
-            w.writerow([*(rec[c] for c in _COLUMNS), payload])
-            n += 1
-        return n
-    widths = (7, 27, 28, 18, 18, 32)
-    header = _COLUMNS[:6]
-    out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
-    for ev in events:
-        rec = event_record(ev)
-        cells = [str(rec[c]).ljust(w) for c, w in zip(header, widths, strict=True)]
-        out.write("  ".join(cells).rstrip() + "\n")
-        n += 1
-    return n
-
-
-# --- sources: a database file, or a running gateway -----------------------------------------
-
-
-class _Source(Protocol):
-    def query(self, flt: EventFilter, limit: int) -> Iterator[AuditEvent]: ...
-
-    def trail(self, decision_id: str) -> list[AuditEvent]: ...
-
-    def export(self, first: int, last: int | None) -> Iterator[AuditEvent]: ...
-
-
-class _FileSource(_Source):
-    def __init__(self, path: Path) -> None:
-        from gateway.store.sqlite_audit import AuditFile
-
-        self.file = AuditFile(path)
-
-    def query(self, flt: EventFilter, limit: int) -> Iterator[AuditEvent]:
-        flt.validate()
-        for i, ev in enumerate(self.file.iter_query(flt)):
-            if limit and i >= limit:
-                return
-            yield ev
-
-    def trail(self, decision_id: str) -> list[AuditEvent]:
-        return self.file.trail(decision_id)
-
-    def export(self, first: int, last: int | None) -> Iterator[AuditEvent]:
-        return self.file.export(first, last)
-
-
-class _RemoteSource(_Source):
-    def __init__(self, target: str, key: str) -> None:
-        import grpc
-
-        from gateway._pb.hitl.audit.v1 import audit_pb2_grpc
-
-        self._channel = grpc.insecure_channel(target)
-        self._stub = audit_pb2_grpc.AuditServiceStub(self._channel)
-        self._md = (("authorization", f"Bearer {key}"),)
-
-    def query(self, flt: EventFilter, limit: int) -> Iterator[AuditEvent]:
-        from gateway.api.audit_converters import event_from_pb, filter_to_pb
-
-        token, n = "", 0
-        while True:
-            req = filter_to_pb(flt, page_size=min(limit - n, 1000) if limit else 1000)
-            req.page_token = token
-            resp = self._stub.QueryEvents(req, metadata=self._md)
-            for e in resp.events:
-                yield event_from_pb(e)
-                n += 1
-            token = resp.next_page_token
-            if not token or (limit and n >= limit):
-                return
-
-    def trail(self, decision_id: str) -> list[AuditEvent]:
-        from gateway._pb.hitl.audit.v1 import audit_pb2 as pb
-        from gateway.api.audit_converters import event_from_pb
-
-        resp = self._stub.GetTrail(pb.GetTrailRequest(decision_id=decision_id), metadata=self._md)
-        return [event_from_pb(e) for e in resp.events]
-
-    def export(self, first: int, last: int | None) -> Iterator[AuditEvent]:
-        from gateway._pb.hitl.audit.v1 import audit_pb2 as pb
-        from gateway.api.audit_converters import event_from_pb
-
-        req = pb.ExportEventsRequest(from_seq=first, to_seq=last or 0)
-        for e in self._stub.ExportEvents(req, metadata=self._md):
-            yield event_from_pb(e)
-
-
-def _source(args: argparse.Namespace, db: Path | str) -> _Source:
-    if isinstance(db, str):
-        from gateway.store.pg_offline import PostgresTrailReader
-
-        return PostgresTrailReader(db)
-    if args.target:
+def _source(args: argparse.Namespace, db: Path | str) -> TrailReader:
+    if args.target and not isinstance(db, str):
         key = args.key or os.environ.get("HITL_AUDIT_KEY", "")
         if not key:
             raise InvalidInput(
                 "--key", "an auditor key is needed with --target (or HITL_AUDIT_KEY)"
             )
-        return _RemoteSource(args.target, key)
-    if not db.exists():
-        raise FileNotFoundError(f"no database at {db}")
-    return _FileSource(db)
+        from gateway.client_audit import RemoteTrailReader  # loads gRPC only when used
+
+        return RemoteTrailReader(args.target, key)
+    return open_trail(db)
 
 
 def _run(fn: Callable[[], int]) -> int:
@@ -258,34 +139,11 @@ def cmd_export(args: argparse.Namespace, db: Path | str) -> int:
     return _run(run)
 
 
-def _load_checkpoint(path: Path) -> Checkpoint:
-    doc = orjson.loads(path.read_bytes())
-    return Checkpoint(
-        seq=int(doc["seq"]),
-        hash=str(doc["hash"]),
-        signed_at=str(doc["signed_at"]),
-        key_id=str(doc["key_id"]),
-        signature=bytes.fromhex(doc["signature"]),
-        signed=bytes.fromhex(doc["signed"]),
-    )
-
-
-def checkpoint_record(cp: Checkpoint) -> dict[str, Any]:
-    return {
-        "seq": cp.seq,
-        "hash": cp.hash,
-        "signed_at": cp.signed_at,
-        "key_id": cp.key_id,
-        "signature": cp.signature.hex(),
-        "signed": cp.signed.hex(),
-    }
-
-
 def cmd_verify(args: argparse.Namespace, db: Path | str, settings: Settings) -> int:
-    from gateway.store.sqlite_audit import AuditFile
-
-    if isinstance(db, Path) and not db.exists():
-        print(f"error: no database at {db}", file=sys.stderr)
+    try:
+        trail = open_trail(db)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     public_key = None
     key_source = str(args.public_key)
@@ -307,7 +165,7 @@ def cmd_verify(args: argparse.Namespace, db: Path | str, settings: Settings) -> 
     extra: tuple[Checkpoint, ...] = ()
     if args.checkpoint:
         try:
-            extra = (_load_checkpoint(args.checkpoint),)
+            extra = (load_checkpoint(args.checkpoint),)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"error: --checkpoint: cannot read {args.checkpoint}: {exc}", file=sys.stderr)
             return 2
@@ -315,12 +173,7 @@ def cmd_verify(args: argparse.Namespace, db: Path | str, settings: Settings) -> 
             print("error: --checkpoint needs --public-key to check it", file=sys.stderr)
             return 2
     try:
-        if isinstance(db, str):
-            from gateway.store.pg_offline import PostgresTrailReader
-
-            report = PostgresTrailReader(db).verify(public_key, extra)
-        else:
-            report = AuditFile(db).verify(1, None, public_key, extra)
+        report = trail.verify(public_key, extra)
     except CheckpointError as exc:
         used = "" if args.public_key else f" (public key of {key_source})"
         print(f"FAILED: {exc}{used}", file=sys.stderr)
@@ -342,7 +195,7 @@ def cmd_verify(args: argparse.Namespace, db: Path | str, settings: Settings) -> 
 
 
 def cmd_erase(args: argparse.Namespace, db: Path | str) -> int:
-    from gateway.store.sqlite_audit import erase_payloads
+    from gateway.store.sqlite.audit import erase_payloads
 
     if args.target:
         return _run(lambda: _erase_online(args))
@@ -365,7 +218,7 @@ def cmd_erase(args: argparse.Namespace, db: Path | str) -> int:
     n = erase_payloads(db, before=args.before, subject_ref=args.subject or "")
     print(f"erased {n} payloads (the chain still verifies through their digests)")
     if args.subject:
-        from gateway.store.erasure import erase_subject_inputs
+        from gateway.store.sqlite.erasure import erase_subject_inputs
 
         m = erase_subject_inputs(db, args.subject)
         print(f"erased the stored input of {m} decisions about the subject")
@@ -375,8 +228,10 @@ def cmd_erase(args: argparse.Namespace, db: Path | str) -> int:
 def _erase_online(args: argparse.Namespace) -> int:
     """A data subject's erasure through a running gateway (AdminService), audited there."""
     import grpc
+    from opentelemetry import propagate
 
     from gateway._pb.hitl.admin.v1 import admin_pb2, admin_pb2_grpc
+    from gateway.telemetry.tracing import command_span
 
     if args.before is not None:
         raise InvalidInput("--before", "payload retention runs on the file (--db), not --target")
@@ -385,10 +240,15 @@ def _erase_online(args: argparse.Namespace) -> int:
     key = args.key or os.environ.get("HITL_ADMIN_KEY", "")
     if not key:
         raise InvalidInput("--key", "an admin key is needed with --target (or HITL_ADMIN_KEY)")
-    with grpc.insecure_channel(args.target) as channel:
+    # The command's trace (or the TRACEPARENT it was given) goes with the call, so the gateway
+    # records the erasure under the trace of whoever asked for it.
+    with command_span("audit erase"), grpc.insecure_channel(args.target) as channel:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
         stub = admin_pb2_grpc.AdminServiceStub(channel)
         request = admin_pb2.EraseSubjectRequest(subject_ref=args.subject, reason=args.reason or "")
-        resp = stub.EraseSubject(request, metadata=(("authorization", f"Bearer {key}"),))
+        metadata = (("authorization", f"Bearer {key}"), *carrier.items())
+        resp = stub.EraseSubject(request, metadata=metadata)
     print(
         f"erased the stored input of {resp.decisions_erased} decisions and "
         f"{resp.events_erased} event payloads; recorded as a subject.erased event"
@@ -410,21 +270,11 @@ def cmd_public_key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace, db: Path | str) -> int:
-    from gateway.store.sqlite_audit import AuditFile
-
-    if isinstance(db, str):
-        from gateway.store.pg_offline import PostgresTrailReader
-
-        try:
-            cp = PostgresTrailReader(db).latest_checkpoint()
-        except InvalidInput as exc:
-            print(f"error: {exc}", file=sys.stderr)  # names the field
-            return 2
-    elif not db.exists():
-        print(f"error: no database at {db}", file=sys.stderr)
+    try:
+        cp = open_trail(db).latest_checkpoint()
+    except (InvalidInput, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # names the field
         return 2
-    else:
-        cp = AuditFile(db).latest_checkpoint()
     if cp is None:
         print("error: no checkpoint yet", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from gateway.config import Settings
 from gateway.core.accounts import AccountService
 from gateway.errors import Conflict, InvalidInput
 from gateway.store import open_store
+from gateway.telemetry.tracing import command_span
 from gateway.types import Role
 
 
@@ -31,9 +32,12 @@ async def _add(settings: Settings, args: argparse.Namespace, password: str) -> i
     store = open_store(settings.store_url)
     await store.start()
     try:
-        service = AccountService(store)  # type: ignore[arg-type]  # every store implements it
+        service = AccountService(store)
         groups = tuple(args.group) if args.group else None
-        account = await service.create(args.name, Role(args.role), password, groups, actor="cli")
+        with command_span("users add"):
+            account = await service.create(
+                args.name, Role(args.role), password, groups, actor="cli"
+            )
     except (InvalidInput, Conflict) as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

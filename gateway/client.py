@@ -13,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from gateway._pb.hitl.gateway.v1 import gateway_pb2 as pb
 from gateway._pb.hitl.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.client_retry import RetryPolicy, new_idempotency_key
-from gateway.types import Decision, ModelRef, Review, Status, Validation, Verdict
+from gateway.convert.decision import decision_from_pb
+from gateway.types import Decision, Status
 
 __all__ = ["AsyncGatewayClient", "GatewayCallError", "GatewayClient", "RetryPolicy"]
 
@@ -63,53 +63,6 @@ def _error(exc: grpc.RpcError) -> GatewayCallError:
         elif key == "grpc-retry-pushback-ms" and str(value).isdigit():
             retry_after = int(value) / 1000
     return GatewayCallError(code, details or "", decision_id, retry_after)
-
-
-def _ts(msg: timestamp_pb2.Timestamp) -> datetime:
-    return msg.ToDatetime(tzinfo=UTC)
-
-
-def _struct(msg: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(msg)
-
-
-def decision_from_pb(msg: pb.Decision) -> Decision:
-    """Convert a wire Decision to the domain type."""
-    model = None
-    if msg.HasField("model"):
-        m = msg.model
-        model = ModelRef(m.backend, m.name, m.version, Validation(m.validation))
-    return Decision(
-        id=msg.id,
-        application=msg.application,
-        tier=msg.tier,
-        status=Status(pb.DecisionStatus.Name(msg.status)),
-        input=_struct(msg.input),
-        model=model,
-        model_output=_struct(msg.model_output) if msg.HasField("model_output") else None,
-        final_output=_struct(msg.final_output) if msg.HasField("final_output") else None,
-        reasons=tuple(msg.reasons),
-        rule=msg.rule,
-        created_at=_ts(msg.created_at),
-        updated_at=_ts(msg.updated_at),
-        trace_id=msg.trace_id,
-        policy_version=msg.policy_version,
-        subject_ref=msg.subject_ref,
-        labels=dict(msg.labels),
-        reviews=tuple(
-            Review(
-                reviewer=r.reviewer,
-                role=r.role,
-                verdict=Verdict(r.verdict),
-                reason=r.reason,
-                at=_ts(r.at),
-                output=_struct(r.output) if r.HasField("output") else None,
-            )
-            for r in msg.reviews
-        ),
-        approvals_needed=msg.approvals_needed,
-        review_deadline=_ts(msg.review_deadline) if msg.HasField("review_deadline") else None,
-    )
 
 
 def _progress(decision: Decision) -> tuple[datetime, int, Status]:

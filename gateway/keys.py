@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -29,8 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gateway.audit.checkpoints import KEY_FILE, Signer
 from gateway.config import ConfigError, Settings
 from gateway.core.vault import Vault, VaultError
-from gateway.store import is_postgres_url
-from reviewer_ui.sessions import load_secret
+from gateway.store import is_shared_store
 
 SHARED_KEYS = ("data_key", "audit_signing_key", "session_key")
 """Settings every replica on a shared store must be given, all with the same values."""
@@ -75,6 +76,22 @@ def parse_session_key(text: str) -> bytes:
     return raw
 
 
+def load_secret(data_dir: Path) -> bytes:
+    """The cookie signing key under ``data_dir``, created with 256 random bits when missing."""
+    path = data_dir / "ui-session.key"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    # O_EXCL: two processes starting at once cannot both write a key and each keep its own.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex())
+    return key
+
+
 def _vault(settings: Settings) -> Vault:
     """The data key ring of ``data_key`` if set, else of ``<data_dir>/data.keys``."""
     try:
@@ -95,7 +112,7 @@ def check_key_settings(settings: Settings) -> None:
 
 def require_shared_keys(settings: Settings) -> None:
     """On a shared (PostgreSQL) store, refuse to go on unless every key is set explicitly."""
-    if not is_postgres_url(settings.store_url):
+    if not is_shared_store(settings.store_url):
         return
     missing = [name for name in SHARED_KEYS if not getattr(settings, name).strip()]
     if missing:

@@ -2,45 +2,29 @@
 
 Routes only convert: they read the query string, await one `AuditTrail` call and render. They
 reuse the UI's sessions, templates and security headers through the `Pages` the UI passes in.
-Only the auditor and admin roles get in, the same roles an API key needs for the gRPC
-AuditService.
+Only the auditor and admin roles get in (`gateway.core.accounts.require_trail_reader`), the same
+roles an API key needs for the gRPC AuditService.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.audit.events import EventType
 from gateway.audit.query import EventFilter
 from gateway.audit.service import AuditTrail
-from gateway.core.auth import AUDIT_ROLES
-from gateway.errors import InvalidInput, PermissionDenied
+from gateway.core.accounts import require_trail_reader
+from gateway.errors import InvalidInput
 from gateway.types import Account, Status
+from reviewer_ui.protocol import Handler, Pages
 from reviewer_ui.sessions import Session
 
-CREATED = "decision.created"
-"""Searching decisions means searching their first event: one row per decision."""
 _FIELDS = ("decision_id", "application", "subject_ref", "since", "until", "outcome")
-
-Handler = Callable[[Request, Session, Account], Awaitable[Response]]
-
-
-class Pages(Protocol):
-    """What the audit pages need from the UI: its guard (sign-in, errors) and renderer."""
-
-    def render(
-        self, request: Request, session: Session, name: str, status: int = 200, **context: Any
-    ) -> HTMLResponse: ...
-
-    async def guard(
-        self, request: Request, handler: Handler, *, post: bool = False
-    ) -> Response: ...
 
 
 def parse_time(name: str, text: str) -> datetime | None:
@@ -74,8 +58,7 @@ class _AuditRoutes:
 
     async def _auditor(self, request: Request, handler: Handler) -> Response:
         async def checked(r: Request, s: Session, a: Account) -> Response:
-            if a.role not in AUDIT_ROLES:
-                raise PermissionDenied("only auditors and admins read the audit trail")
+            require_trail_reader(a)
             return await handler(r, s, a)
 
         return await self.pages.guard(request, checked)
@@ -95,7 +78,8 @@ class _AuditRoutes:
                     decision_id=form["decision_id"],
                     subject_ref=form["subject_ref"],
                     outcome=form["outcome"],
-                    type=CREATED,
+                    # Searching decisions means searching their first event: one row each.
+                    type=EventType.DECISION_CREATED.value,
                 )
                 page = await self.trail.query(flt, 50, q.get("page", ""))
                 if page.next_token:

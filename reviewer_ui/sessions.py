@@ -20,13 +20,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from itsdangerous import BadData, BadSignature, Signer, TimestampSigner, URLSafeTimedSerializer
@@ -50,21 +48,6 @@ FLASH_LIFETIME = 60
 """Seconds a flash message waits for the next page."""
 FLASH_TEXT_MAX = 300
 """Characters kept of one flash message, so the cookie stays far below browsers' 4 kB."""
-
-
-def load_secret(data_dir: Path) -> bytes:
-    """The cookie signing key under ``data_dir``, created with 256 random bits when missing."""
-    path = data_dir / "ui-session.key"
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex())
-    return key
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres.store import PostgresStore
 
 
 class Gate:

@@ -8,10 +8,11 @@ import orjson
 from google.protobuf import timestamp_pb2
 
 from gateway._pb.hitl.audit.v1 import audit_pb2 as pb
-from gateway.audit.chain import canonical_json, parse_ts
+from gateway.audit.chain import canonical_json
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.query import ChainReport, EventFilter
 from gateway.errors import InvalidInput
+from gateway.timefmt import parse_ts
 from gateway.types import AuditEvent
 
 # Timestamp's own valid range (years 1..9999); anything outside is a malformed filter.

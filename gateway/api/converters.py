@@ -2,30 +2,22 @@
 
 The core never sees generated classes. Input conversion walks the Struct once and enforces the
 input limits on the way, so an oversized request is refused before anything else touches it.
+The Decision mapping lives in ``gateway.convert.decision`` beside its inverse, which the client
+uses; it is re-exported here so the servicers convert through this one module.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from math import isfinite
 from typing import Any
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 
 from gateway._pb.hitl.gateway.v1 import gateway_pb2 as pb
+from gateway.convert.decision import decision_to_pb as decision_to_pb
 from gateway.core.limits import InputLimits
 from gateway.core.pipeline import DecideCommand
 from gateway.errors import InvalidInput, TooLarge
-from gateway.types import Decision, Review
-
-_STATUS = {
-    "PENDING_REVIEW": pb.PENDING_REVIEW,
-    "IN_REVIEW": pb.IN_REVIEW,
-    "APPROVED": pb.APPROVED,
-    "REJECTED": pb.REJECTED,
-    "OVERRIDDEN": pb.OVERRIDDEN,
-    "EXPIRED": pb.EXPIRED,
-}
 
 
 class _Budget:
@@ -136,89 +128,3 @@ def decision_id(value: str) -> str:
     if len(value) > 64:
         raise InvalidInput("decision_id", "is not a decision id")
     return value
-
-
-def _ts(dt: datetime, msg: timestamp_pb2.Timestamp) -> None:
-    # Timestamp.FromDatetime goes through timetuples and costs several microseconds; the
-    # domain's datetimes are always tz-aware, so integer arithmetic on the epoch suffices.
-    delta = dt - _EPOCH
-    msg.seconds = delta.days * 86_400 + delta.seconds
-    msg.nanos = delta.microseconds * 1000
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _fill_struct(msg: struct_pb2.Struct, data: dict[str, Any]) -> None:
-    """Like ``Struct.update`` but with the common cases first (numbers, strings, nesting)."""
-    fields = msg.fields
-    for key, value in data.items():
-        _fill_value(fields[key], value)
-
-
-def _fill_value(target: struct_pb2.Value, value: Any) -> None:
-    # bool before int: bool is an int subclass
-    if value is True or value is False:
-        target.bool_value = value
-    elif isinstance(value, (float, int)):
-        target.number_value = value
-    elif isinstance(value, str):
-        target.string_value = value
-    elif isinstance(value, dict):
-        _fill_struct(target.struct_value, value)
-    elif isinstance(value, (list, tuple)):
-        values = target.list_value.values
-        for item in value:
-            _fill_value(values.add(), item)
-    elif value is None:
-        target.null_value = struct_pb2.NULL_VALUE
-    else:
-        raise TypeError(f"cannot put {type(value).__name__} into a protobuf Struct")
-
-
-def decision_to_pb(d: Decision) -> pb.Decision:
-    """The wire form of ``d``, input included: give it only decisions the pipeline opened."""
-    msg = pb.Decision(
-        id=d.id,
-        application=d.application,
-        tier=d.tier,
-        status=_STATUS[d.status.value],
-        reasons=d.reasons,
-        rule=d.rule,
-        trace_id=d.trace_id,
-        policy_version=d.policy_version,
-        subject_ref=d.subject_ref,
-        labels=d.labels,
-        approvals_needed=d.approvals_needed,
-    )
-    # Always present, so an erased input reads as an explicit empty object, not a missing one.
-    msg.input.SetInParent()
-    _fill_struct(msg.input, d.input)
-    if d.model is not None:
-        m = msg.model
-        m.backend = d.model.backend
-        m.name = d.model.name
-        m.version = d.model.version
-        m.validation = d.model.validation.value
-    if d.model_output is not None:
-        _fill_struct(msg.model_output, d.model_output)
-    if d.final_output is not None:
-        if d.final_output is d.model_output:  # the approved case: convert once
-            msg.final_output.CopyFrom(msg.model_output)
-        else:
-            _fill_struct(msg.final_output, d.final_output)
-    for r in d.reviews:
-        msg.reviews.append(_review_to_pb(r))
-    _ts(d.created_at, msg.created_at)
-    _ts(d.updated_at, msg.updated_at)
-    if d.review_deadline is not None:
-        _ts(d.review_deadline, msg.review_deadline)
-    return msg
-
-
-def _review_to_pb(r: Review) -> pb.Review:
-    msg = pb.Review(reviewer=r.reviewer, role=r.role, verdict=r.verdict.value, reason=r.reason)
-    _ts(r.at, msg.at)
-    if r.output is not None:
-        _fill_struct(msg.output, r.output)
-    return msg

@@ -8,11 +8,11 @@ contents, as Triton does and as ``tritonclient`` expects (it reads numeric outpu
 from __future__ import annotations
 
 from gateway._pb.inference import grpc_service_pb2 as pb
-from gateway.backends.oip_wire import read_tensor, to_raw
-from gateway.backends.tensors import Tensor, TensorError
 from gateway.core.inference import InferCommand, InferResult
 from gateway.core.limits import InputLimits
 from gateway.errors import InvalidInput, TooLarge
+from gateway.oip.tensors import Tensor, TensorError
+from gateway.oip.wire import read_tensor, to_raw
 from gateway.policy import OipMapping, TensorSpec
 
 __all__ = ["infer_command", "infer_response", "model_metadata"]

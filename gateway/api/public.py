@@ -12,8 +12,6 @@ bound is reached.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -24,6 +22,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from gateway.core.slots import CallSlots
 from gateway.errors import TooManyCalls
+from gateway.periodic import Periodic
 from gateway.telemetry import metrics
 
 log = structlog.get_logger("gateway.api")
@@ -51,7 +50,7 @@ class Health:
         # The library keeps its table private: this one mirrors every change made through here.
         self._statuses: dict[str, int] = {"": _SERVING}
         self._shutting_down = False
-        self._follower: asyncio.Task[None] | None = None
+        self._follower: Periodic | None = None
 
     async def set(self, service: str, status: int) -> None:
         if self._shutting_down:  # as the library: NOT_SERVING stays
@@ -62,31 +61,28 @@ class Health:
     def follow(self, service: str, ready: Callable[[], Awaitable[bool]], interval: float) -> None:
         """Keep ``service`` SERVING while ``ready()`` says so, asked every ``interval`` seconds,
         until shutdown: a probe of gRPC health then sees what ``/readyz`` sees."""
-        if self._follower is None:
-            self._follower = asyncio.create_task(self._follow(service, ready, interval))
 
-    async def _follow(
-        self, service: str, ready: Callable[[], Awaitable[bool]], interval: float
-    ) -> None:
-        while True:
+        async def check() -> None:
             try:
                 ok = await ready()
-            except Exception as exc:  # a check that fails says "not ready", never ends the loop
+            except Exception as exc:  # a check that fails says "not ready"
                 log.warning("health.check_failed", service=service, error=repr(exc))
                 ok = False
             if self._statuses.get(service) != (status := _SERVING if ok else _NOT_SERVING):
                 log.info("health.changed", service=service, serving=ok)
                 await self.set(service, status)
-            await asyncio.sleep(interval)
+
+        if self._follower is None:
+            self._follower = Periodic(
+                "health-follower", check, interval, failure_event="health.follow_failed"
+            )
+            self._follower.start()
 
     async def enter_graceful_shutdown(self) -> None:
         """Every service NOT_SERVING from now on."""
         self._shutting_down = True
         if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-            self._follower = None
+            await self._follower.stop()
         await self._servicer.enter_graceful_shutdown()
         self._statuses = dict.fromkeys(self._statuses, _NOT_SERVING)
 

@@ -7,8 +7,6 @@ request path, at most once per poll.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,6 +14,7 @@ from datetime import UTC, datetime
 import structlog
 
 from gateway.audit.checkpoints import Checkpoint, Signer
+from gateway.periodic import Periodic
 
 log = structlog.get_logger("gateway.audit")
 
@@ -54,28 +53,30 @@ class Checkpointer:
         self._close = close
         self._every_events = every_events
         self._every_seconds = every_seconds
-        self._poll = min(every_seconds, 0.25)
         self._last_seq = last_seq
         self._last_time = time.monotonic()
         self._retry_at = 0.0
-        self._task: asyncio.Task[None] | None = None
+        # Polls the in-memory head: cheap, so often enough that "every N events" is kept closely.
+        self._loop = Periodic(
+            "audit-checkpointer",
+            self._poll,
+            min(every_seconds, 0.25),
+            failure_event="audit.checkpoint_failed",
+            wait_first=True,
+        )
 
     @property
     def last_seq(self) -> int:
         return self._last_seq
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="audit-checkpointer")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop polling and sign the final head, so a clean shutdown leaves the tail signed."""
-        task, self._task = self._task, None
         try:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if self._loop.running:
+                await self._loop.stop()
                 try:
                     await self.checkpoint_now()
                 except Exception:  # a full disk must not stop the shutdown; the log has it
@@ -106,18 +107,16 @@ class Checkpointer:
         )
         return cp
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll)
-            seq, _ = self._head()
-            moved = seq - self._last_seq
-            now = time.monotonic()
-            due = now - self._last_time >= self._every_seconds
-            if now >= self._retry_at and (moved >= self._every_events or (moved > 0 and due)):
-                try:
-                    await self.checkpoint_now()
-                except Exception:  # a failed checkpoint must not stop the next ones
-                    log.exception("audit.checkpoint_failed", seq=seq)
-                    # Not again at every poll: a full disk or a stopped database would fill
-                    # the log with one traceback every quarter second.
-                    self._retry_at = time.monotonic() + self._every_seconds
+    async def _poll(self) -> None:
+        seq, _ = self._head()
+        moved = seq - self._last_seq
+        now = time.monotonic()
+        due = now - self._last_time >= self._every_seconds
+        if now >= self._retry_at and (moved >= self._every_events or (moved > 0 and due)):
+            try:
+                await self.checkpoint_now()
+            except Exception:  # a failed checkpoint must not stop the next ones
+                log.exception("audit.checkpoint_failed", seq=seq)
+                # Not again at every poll: a full disk or a stopped database would fill
+                # the log with one traceback every quarter second.
+                self._retry_at = time.monotonic() + self._every_seconds

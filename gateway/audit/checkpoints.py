@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from gateway.audit.chain import format_ts
+from gateway.timefmt import format_ts
 
 VERSION = "hitl-audit-checkpoint/1"
 KEY_FILE = "audit-signing-key.pem"

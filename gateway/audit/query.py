@@ -17,9 +17,10 @@ from typing import Protocol
 
 import orjson
 
-from gateway.audit.chain import VerifyResult, format_ts
+from gateway.audit.chain import VerifyResult
 from gateway.audit.checkpoints import Checkpoint
 from gateway.errors import InvalidInput
+from gateway.timefmt import format_ts
 from gateway.types import AuditEvent, Status
 
 MAX_PAGE = 1000

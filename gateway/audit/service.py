@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from gateway.audit.chain import GENESIS
-from gateway.audit.chain import verify as verify_events
 from gateway.audit.checkpoints import Checkpoint, CheckpointError
 from gateway.audit.query import (
     AuditLog,
@@ -19,6 +18,7 @@ from gateway.audit.query import (
     page_size,
     seq_range,
 )
+from gateway.audit.verifier import verify_events
 from gateway.errors import InvalidInput, NotFound
 from gateway.types import AuditEvent
 

@@ -1,20 +1,22 @@
-"""Fast verification of stored audit rows, and of the signed checkpoints over them.
+"""The one verifier of the audit chain, over stored rows, and of the signed checkpoints on it.
 
-`gateway.audit.chain.verify` works on decoded `AuditEvent` objects and JSON-decodes every
-canonical to compare it with the columns. Here the rows are checked as stored, which is
-equivalent and several times faster: the expected canonical bytes are rebuilt from the columns
+Rows are checked as stored, which is several times faster than decoding them into events
+first: the expected canonical bytes are rebuilt from the columns
 with the same encoder the writer used and compared byte for byte (only on a mismatch is the
 canonical decoded, to name the field that differs); the payload is hashed as stored (it is
 stored as the canonical JSON its digest covers); and the chain hash is computed on raw digests,
 without hex round trips.
 
-Rows are tuples in `gateway.store.codec.EVENT_COLUMNS` order with ``ts`` as stored text.
+Rows are tuples in `gateway.store.codec.EVENT_COLUMNS` order with ``ts`` as stored text
+(`gateway.audit.drafts.EventRow`). Events already decoded (a decision's trail held by the
+service, events built by tests) go through the same checks by `verify_events`, which turns
+each back into its stored row.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from hashlib import sha256
 from typing import Any
 
@@ -24,8 +26,11 @@ from gateway.audit.chain import (
     GENESIS,
     VerifyResult,
     canonical_bytes_text_ts,
+    canonical_json,
     payload_digest,
 )
+from gateway.timefmt import format_ts
+from gateway.types import AuditEvent
 
 _FIELDS = ("actor", "decision_id", "payload_digest", "seq", "span_id", "trace_id", "ts", "type")
 _PREFIX = "sha256:"
@@ -152,6 +157,70 @@ def verify_rows(
             prev,
         )
     return VerifyResult(True, checked, None, "", expected - 1, prev)
+
+
+def verify_events(
+    events: Iterable[AuditEvent],
+    *,
+    start_prev_hash: str = GENESIS,
+    start_seq: int = 1,
+) -> VerifyResult:
+    """`verify_rows` over decoded events (in chain order), consumed lazily.
+
+    To verify a segment, pass the hash and seq of the event before it as ``start_prev_hash``
+    and ``start_seq``. Truncation at the end of the chain cannot be seen from the events
+    alone; signed checkpoints of the head catch it.
+    """
+    unstorable: list[str] = []
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for ev in events:
+            try:
+                yield _event_row(ev)
+            except (TypeError, ValueError) as exc:
+                unstorable.append(str(exc))
+                return
+
+    result = verify_rows(rows(), start_prev_hash=start_prev_hash, start_seq=start_seq)
+    if result.ok and unstorable:
+        at = result.head_seq + 1
+        return VerifyResult(
+            False,
+            result.checked,
+            at,
+            f"seq {at}: {unstorable[0]}",
+            result.head_seq,
+            result.head_hash,
+        )
+    return result
+
+
+def _event_row(ev: AuditEvent) -> tuple[Any, ...]:
+    """``ev`` as its stored row; raises ValueError or TypeError for one no store could hold."""
+    try:
+        ts = format_ts(ev.ts)
+    except ValueError as exc:
+        raise ValueError(f"ts {exc}") from exc
+    payload: bytes | None = None
+    if ev.payload is not None:
+        try:
+            payload = canonical_json(ev.payload)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"payload cannot be encoded as canonical JSON ({exc})") from exc
+    return (
+        ev.seq,
+        ts,
+        ev.decision_id,
+        ev.type,
+        ev.actor,
+        payload,
+        ev.payload_digest,
+        ev.trace_id,
+        ev.span_id,
+        ev.prev_hash,
+        ev.hash,
+        ev.canonical,
+    )
 
 
 def _seq_reason(seq: int, expected: int) -> str:

@@ -19,10 +19,10 @@ from opentelemetry import propagate
 from gateway._pb.inference import grpc_service_pb2 as pb
 from gateway._pb.inference import grpc_service_pb2_grpc as pb_grpc
 from gateway.backends.breaker import CircuitBreaker
-from gateway.backends.oip_wire import read_tensor, write_contents
 from gateway.backends.protocol import ModelError
 from gateway.backends.retry import backoff_delays
-from gateway.backends.tensors import Tensor, TensorError, decode, encode, project
+from gateway.oip.tensors import Tensor, TensorError, decode, encode, project
+from gateway.oip.wire import read_tensor, write_contents
 from gateway.policy import BackendSpec, OipMapping
 from gateway.types import JSONObject, ModelRef
 

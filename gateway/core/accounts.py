@@ -1,4 +1,5 @@
-"""Reviewer accounts: argon2 password hashes, sign-in with throttling, the first admin.
+"""Reviewer accounts: argon2 password hashes, sign-in with throttling, the first admin, and
+what a role may do outside the review queue (whose rules live in `gateway.core.queue`).
 
 Passwords of people are low-entropy, so they get a slow, memory-hard hash (argon2id, via
 argon2-cffi with its default parameters). Hashing and verifying run in a worker thread so a
@@ -19,9 +20,12 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from gateway.errors import InvalidInput, RateLimited, Unauthenticated
+from gateway.audit.events import EventType
+from gateway.audit.events import event as audit_event
+from gateway.core.auth import AUDIT_ROLES
+from gateway.errors import InvalidInput, PermissionDenied, RateLimited, Unauthenticated
 from gateway.store.protocol import ReviewStore
-from gateway.types import Account, AuditDraft, Role
+from gateway.types import Account, Role
 
 log = structlog.get_logger("gateway.accounts")
 
@@ -40,6 +44,22 @@ DEFAULT_GROUPS: dict[Role, tuple[str, ...]] = {
     Role.ADMIN: (),
 }
 """Groups an account gets when none are given: those of the shipped policies."""
+
+
+def require_switch_manager(account: Account) -> None:
+    """Raise PermissionDenied unless ``account`` may pause and resume (admins only)."""
+    if account.role is not Role.ADMIN:
+        raise PermissionDenied("only admins manage the kill switch")
+
+
+def require_trail_reader(account: Account) -> None:
+    """Raise PermissionDenied unless ``account`` may read the audit trail.
+
+    The same roles as an API key needs for the gRPC AuditService, so a person and a key with
+    the same role see the same trail.
+    """
+    if account.role not in AUDIT_ROLES:
+        raise PermissionDenied("only auditors and admins read the audit trail")
 
 
 class LoginThrottle:
@@ -168,13 +188,8 @@ class AccountService:
         _validate(name, groups, password)
         hashed = await asyncio.to_thread(self._hasher.hash, password)
         account = Account(name, role, groups, hashed, self._clock())
-        event = AuditDraft(
-            decision_id="",
-            type="account.created",
-            actor=actor,
-            payload={"name": name, "role": role.value, "groups": list(groups)},
-            ts=account.created_at,
-        )
+        payload = {"name": name, "role": role.value, "groups": list(groups)}
+        event = audit_event(EventType.ACCOUNT_CREATED, "", actor, payload, ts=account.created_at)
         await self._store.add_account(account, event)
         return account
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from gateway.audit.events import EventType
+from gateway.audit.events import event as audit_event
 from gateway.core.auth import CERT_PREFIX, check_role
 from gateway.store.protocol import Store
-from gateway.types import ApiKey, AuditDraft
+from gateway.types import ApiKey
 
 
 class ApiKeyAdmin:
@@ -32,27 +34,17 @@ class ApiKeyAdmin:
             ValueError: The role does not fit the applications (see `check_role`).
         """
         check_role(key.role, tuple(key.applications))
-        event = AuditDraft(
-            decision_id="",
-            type="key.created",
-            actor=actor,
-            payload={
-                "key_id": key.key_id,
-                "role": key.role,
-                "applications": sorted(key.applications),
-                "client_certificate": key.key_id.startswith(CERT_PREFIX),
-            },
-            ts=self._clock(),
-        )
+        payload = {
+            "key_id": key.key_id,
+            "role": key.role,
+            "applications": sorted(key.applications),
+            "client_certificate": key.key_id.startswith(CERT_PREFIX),
+        }
+        event = audit_event(EventType.KEY_CREATED, "", actor, payload, ts=self._clock())
         await self._store.add_api_key(key, event)
 
     async def revoke(self, key_id: str, actor: str) -> bool:
         """Revoke ``key_id``; False (and nothing recorded) when missing or already revoked."""
-        event = AuditDraft(
-            decision_id="",
-            type="key.revoked",
-            actor=actor,
-            payload={"key_id": key_id},
-            ts=self._clock(),
-        )
+        payload = {"key_id": key_id}
+        event = audit_event(EventType.KEY_REVOKED, "", actor, payload, ts=self._clock())
         return await self._store.revoke_api_key(key_id, event)

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 
 import structlog
 
+from gateway.audit.events import EventType
+from gateway.audit.events import event as audit_event
 from gateway.errors import InvalidInput, TooLarge
 from gateway.store.protocol import ReviewStore
-from gateway.types import AuditDraft
 
 log = structlog.get_logger("gateway.erasure")
 
@@ -68,13 +69,8 @@ class SubjectErasure:
             raise InvalidInput("reason", "is required (the erasure request's reference)")
         if len(reason) > MAX_REASON:
             raise TooLarge("reason", f"longer than {MAX_REASON} characters")
-        event = AuditDraft(
-            decision_id="",
-            type="subject.erased",
-            actor=actor,
-            payload={"subject": subject_digest(subject_ref), "reason": reason},
-            ts=self._clock(),
-        )
+        payload = {"subject": subject_digest(subject_ref), "reason": reason}
+        event = audit_event(EventType.SUBJECT_ERASED, "", actor, payload, ts=self._clock())
         decisions, events = await self._store.erase_subject(subject_ref, event)
         log.warning("subject.erased", actor=actor, decisions=decisions, events=events)
         return ErasureResult(decisions, events)

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.backends.protocol import ModelBackend
-from gateway.backends.tensors import Tensor, TensorError, decode, encode
 from gateway.core.auth import Principal
 from gateway.core.pipeline import DecideCommand, DecisionPipeline
 from gateway.errors import (
@@ -24,6 +23,7 @@ from gateway.errors import (
     InvalidInput,
     NotFound,
 )
+from gateway.oip.tensors import Tensor, TensorError, decode, encode
 from gateway.policy import ApplicationPolicy, OipMapping
 from gateway.types import Decision, Status
 

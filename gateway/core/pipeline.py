@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from opentelemetry import trace
 
 from gateway.audit.chain import has_non_finite
+from gateway.audit.events import EventType, current_trace_ids
+from gateway.audit.events import event as audit_event
 from gateway.backends.protocol import ModelBackend, ModelError
 from gateway.core.auth import Principal
 from gateway.core.ids import new_decision_id
@@ -31,7 +32,6 @@ from gateway.telemetry import metrics
 from gateway.telemetry.spans import child_span
 from gateway.types import (
     Action,
-    AuditDraft,
     Decision,
     JSONObject,
     ReviewTask,
@@ -67,13 +67,6 @@ class _Outcome:
     reasons: tuple[str, ...]
     model_output: JSONObject | None
     model_failed: bool
-
-
-def _trace_ids() -> tuple[str, str]:
-    ctx = trace.get_current_span().get_span_context()
-    if not ctx.is_valid:
-        return "", ""
-    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
 
 
 class DecisionPipeline:
@@ -245,7 +238,7 @@ class DecisionPipeline:
         principal: Principal,
     ) -> tuple[Decision, bool]:
         now = self._clock()
-        trace_id, span_id = _trace_ids()
+        trace_id, _ = current_trace_ids()
         held = out.status is Status.PENDING_REVIEW
         deadline = now + out.tier.sla if held and out.tier.sla is not None else None
         final_output = out.model_output if out.status is Status.APPROVED else None
@@ -278,13 +271,11 @@ class DecisionPipeline:
             tasks.append(_task(decision, TaskKind.DECISION, out.tier, deadline))
         elif out.rule.startswith("route") and self._sampler() < app.sample_for_review:
             tasks.append(_task(decision, TaskKind.QA, out.tier, None))
-        event = AuditDraft(
-            decision_id=decision_id,
-            type="decision.created",
-            actor=principal.actor,
-            payload=_created_payload(decision, app, bool(tasks and not held)),
-            trace_id=trace_id,
-            span_id=span_id,
+        event = audit_event(
+            EventType.DECISION_CREATED,
+            decision_id,
+            principal.actor,
+            _created_payload(decision, app, bool(tasks and not held)),
             ts=now,
         )
         with child_span("commit"):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway.audit.events import EventType
+from gateway.audit.events import event as audit_event
 from gateway.core.masking import mask
 from gateway.core.reviews import Reviewer, ReviewService
 from gateway.core.vault import Vault
@@ -25,7 +27,6 @@ from gateway.policy import PolicySet
 from gateway.store.protocol import QueueCursor, ReviewStore
 from gateway.types import (
     Account,
-    AuditDraft,
     Decision,
     JSONObject,
     QueueItem,
@@ -318,11 +319,11 @@ class ReviewQueue:
             raise InvalidInput("reason", "say why you disagree")
         await self._require_lease(account, decision_id, TaskKind.QA)
         now = self._clock()
-        event = AuditDraft(
-            decision_id=decision_id,
-            type="decision.qa_reviewed",
-            actor=f"user:{account.name}",
-            payload={
+        event = audit_event(
+            EventType.DECISION_QA_REVIEWED,
+            decision_id,
+            f"user:{account.name}",
+            {
                 "reviewer": account.name,
                 "role": account.role.value,
                 "agree": agree,
@@ -369,15 +370,11 @@ class ReviewQueue:
         if self._vault is not None and sensitive:
             shown = self._vault.open(decision.input, sensitive, decision.id)
         await self._store.append_event(
-            AuditDraft(
-                decision_id=decision.id,
-                type="decision.unmasked",
-                actor=f"user:{account.name}",
-                payload={
-                    "reviewer": account.name,
-                    "role": account.role.value,
-                    "fields": list(sensitive),
-                },
+            audit_event(
+                EventType.DECISION_UNMASKED,
+                decision.id,
+                f"user:{account.name}",
+                {"reviewer": account.name, "role": account.role.value, "fields": list(sensitive)},
                 ts=self._clock(),
             )
         )

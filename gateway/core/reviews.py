@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from opentelemetry import trace
 
+from gateway.audit.events import EventType
+from gateway.audit.events import event as audit_event
 from gateway.core.notifier import Notifier
 from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gateway.store.protocol import Store
 from gateway.telemetry import metrics
 from gateway.telemetry.spans import span
-from gateway.types import AuditDraft, Decision, JSONObject, Review, Status, Verdict
+from gateway.types import Decision, JSONObject, Review, Status, Verdict
 
 log = structlog.get_logger("gateway.reviews")
 
@@ -102,14 +103,11 @@ class ReviewService:
             at=now,
             output=output if verdict is Verdict.OVERRIDE else None,
         )
-        ctx = trace.get_current_span().get_span_context()
-        event = AuditDraft(
-            decision_id=decision_id,
-            type="decision.reviewed",
-            actor=f"user:{reviewer.name}",
-            payload=_payload(review, new_status, decision),
-            trace_id=f"{ctx.trace_id:032x}" if ctx.is_valid else "",
-            span_id=f"{ctx.span_id:016x}" if ctx.is_valid else "",
+        event = audit_event(
+            EventType.DECISION_REVIEWED,
+            decision_id,
+            f"user:{reviewer.name}",
+            _payload(review, new_status, decision),
             ts=now,
         )
         updated = await self._store.record_review(

@@ -7,7 +7,7 @@ of the configured proxies; anyone else sending them is refused, since a client t
 The account is built from the headers on every request and never written to the store: the
 identity provider stays the one source of truth, so removing someone from a group there takes
 effect on their next click, with no stale copy to reconcile. A stored account of the same name
-that an admin disabled still blocks the person (checked by the caller).
+that an admin disabled still blocks the person (checked in `gateway.core.signin`).
 """
 
 from __future__ import annotations

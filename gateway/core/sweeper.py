@@ -5,30 +5,25 @@ their tier's ``on_timeout``: ``escalate`` hands the item to the next higher-risk
 decisions (its groups, approvals and SLA, with a fresh deadline); ``approve`` or ``reject``
 makes the decision EXPIRED with that outcome. Each step is one audit event, and waiting callers
 hear it at once through the notifier.
-
-The same loop purges expired reviewer UI sessions once a minute: rows nobody came back to
-(sessions seen after expiry or signed out are deleted at once).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
 
+from gateway.audit.events import EventType
+from gateway.audit.events import event as audit_event
 from gateway.core.notifier import Notifier
 from gateway.errors import Conflict, NotFound
+from gateway.periodic import Periodic
 from gateway.policy import PolicySet
 from gateway.store.protocol import ReviewStore
-from gateway.types import AuditDraft, Decision, ReviewTask
+from gateway.types import Decision, ReviewTask
 
 log = structlog.get_logger("gateway.sweeper")
-SESSION_PURGE_INTERVAL = 60.0
-"""Seconds between purges of expired reviewer UI sessions."""
 
 
 class SlaSweeper:
@@ -44,33 +39,16 @@ class SlaSweeper:
         self._store = store
         self._policies = policies
         self._notifier = notifier
-        self._interval = interval
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        # A failing sweep is logged and the next one retries what it left.
+        self._loop = Periodic("sla-sweeper", self.sweep, interval, failure_event="sweeper.failed")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sla-sweeper")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop sweeping. Idempotent."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        next_purge = 0.0
-        while True:
-            try:
-                await self.sweep()
-                if time.monotonic() >= next_purge:
-                    await self._store.purge_sessions(self._clock())
-                    next_purge = time.monotonic() + SESSION_PURGE_INTERVAL
-            except Exception:  # a failing sweep must not end the loop; the next one retries
-                log.exception("sweeper.failed")
-            await asyncio.sleep(self._interval)
+        await self._loop.stop()
 
     async def sweep(self) -> list[Decision]:
         """Apply ``on_timeout`` to every overdue item once; returns the changed decisions."""
@@ -98,11 +76,11 @@ class SlaSweeper:
         if action == "escalate" and target is not None:
             deadline = now + target.sla if target.sla is not None else None
             reason = f"review SLA of tier {task.tier} passed: escalated to {target.name}"
-            event = AuditDraft(
-                decision_id=task.decision_id,
-                type="decision.escalated",
-                actor="system",
-                payload={"from_tier": task.tier, "to_tier": target.name, "groups": target.groups},
+            event = audit_event(
+                EventType.DECISION_ESCALATED,
+                task.decision_id,
+                "system",
+                {"from_tier": task.tier, "to_tier": target.name, "groups": target.groups},
                 ts=now,
             )
             decision = await self._store.escalate_decision(
@@ -125,11 +103,11 @@ class SlaSweeper:
             raise NotFound("decision", task.decision_id)
         output = current.model_output if outcome == "approve" else None
         reason = f"review SLA of tier {task.tier} passed: {outcome} by policy (on_timeout)"
-        event = AuditDraft(
-            decision_id=task.decision_id,
-            type="decision.expired",
-            actor="system",
-            payload={"tier": task.tier, "outcome": outcome, "final_output": output},
+        event = audit_event(
+            EventType.DECISION_EXPIRED,
+            task.decision_id,
+            "system",
+            {"tier": task.tier, "outcome": outcome, "final_output": output},
             ts=now,
         )
         decision = await self._store.expire_decision(task.decision_id, output, reason, event, now)

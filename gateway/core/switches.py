@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 
 import structlog
 
+from gateway.audit.events import EventType
+from gateway.audit.events import event as audit_event
 from gateway.errors import InvalidInput
 from gateway.policy import PolicySet
 from gateway.store.protocol import ReviewStore
-from gateway.types import AuditDraft, SwitchState
+from gateway.types import SwitchState
 
 log = structlog.get_logger("gateway.switches")
 
@@ -81,11 +83,11 @@ class KillSwitches:
             raise InvalidInput("name", f"unknown {kind} {name!r}")
         now = self._clock()
         state = SwitchState(kind, name, paused, actor, now, reason.strip()[:500])
-        event = AuditDraft(
-            decision_id="",
-            type="switch.paused" if paused else "switch.resumed",
-            actor=actor,
-            payload={"kind": kind, "name": name, "reason": state.reason},
+        event = audit_event(
+            EventType.SWITCH_PAUSED if paused else EventType.SWITCH_RESUMED,
+            "",
+            actor,
+            {"kind": kind, "name": name, "reason": state.reason},
             ts=now,
         )
         await self._store.set_switch(state, event)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.store.offline import iter_audit_events_sync, verify_file
-from gateway.store.protocol import Store
-from gateway.store.sqlite import SQLiteStore, StoreClosed, StoreStats
+from gateway.store.protocol import ReviewStore, Store
+from gateway.store.sqlite.store import SQLiteStore
+from gateway.store.writer import StoreClosed, StoreStats
 
 __all__ = [
+    "ReviewStore",
     "SQLiteStore",
     "Store",
     "StoreClosed",
     "StoreStats",
     "is_postgres_url",
-    "iter_audit_events_sync",
+    "is_shared_store",
     "open_store",
     "sqlite_path",
-    "verify_file",
 ]
 
 
@@ -56,12 +56,18 @@ def is_postgres_url(url: str) -> bool:
     return url.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
-def open_store(url_or_path: str) -> Store:
+def is_shared_store(url_or_path: str) -> bool:
+    """True when several gateway processes may share the store at ``url_or_path`` (then they
+    must share keys and settings too); False for a file only one process opens."""
+    return is_postgres_url(url_or_path)
+
+
+def open_store(url_or_path: str) -> ReviewStore:
     """A store (not yet started) for ``postgresql://user:pw@host/db``,
     ``sqlite:///path/to/file.db`` or a plain path."""
     if is_postgres_url(url_or_path):
         # Imported here so SQLite-only deployments never load the PostgreSQL driver.
-        from gateway.store.postgres import PostgresStore
+        from gateway.store.postgres.store import PostgresStore
 
         return PostgresStore(url_or_path.strip())
     return SQLiteStore(sqlite_path(url_or_path))

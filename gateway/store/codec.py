@@ -8,31 +8,25 @@ stored fails there, for that caller alone), decoded wherever they are read.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from hashlib import sha256
 from json.encoder import encode_basestring as _encode_str
 from typing import Any
 
 import orjson
 
-from gateway.audit.chain import (
-    canonical_bytes_text_ts,
-    canonical_json,
-    digest_of_canonical,
-    format_ts,
-    has_non_finite,
-    parse_ts,
-)
+from gateway.audit.chain import has_non_finite
+from gateway.timefmt import format_ts, parse_ts
 from gateway.types import (
+    Account,
     ApiKey,
-    AuditDraft,
     AuditEvent,
     Decision,
     ModelRef,
     Review,
     ReviewTask,
+    Role,
     Status,
+    SwitchState,
     TaskKind,
     Validation,
     Verdict,
@@ -279,36 +273,6 @@ def task_from_row(row: Sequence[Any]) -> ReviewTask:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedDraft:
-    """An audit draft with its payload encoded and digested, ready to be chained."""
-
-    decision_id: str
-    type: str
-    actor: str
-    payload: str
-    """Canonical JSON of the payload: what is stored, and what the digest covers."""
-    payload_digest: str
-    trace_id: str
-    span_id: str
-    ts: str | None
-    """`format_ts` of the draft's ts, or None for the commit time."""
-
-
-def prepare_draft(draft: AuditDraft) -> PreparedDraft:
-    payload = canonical_json(draft.payload)
-    return PreparedDraft(
-        decision_id=draft.decision_id,
-        type=draft.type,
-        actor=draft.actor,
-        payload=payload.decode("utf-8"),
-        payload_digest=digest_of_canonical(payload),
-        trace_id=draft.trace_id,
-        span_id=draft.span_id,
-        ts=ts_opt(draft.ts),
-    )
-
-
 def event_from_row(row: Sequence[Any]) -> AuditEvent:
     """An `AuditEvent` from a row in `EVENT_COLUMNS` order."""
     (
@@ -367,39 +331,37 @@ def api_key_from_row(row: Sequence[Any]) -> ApiKey:
 SELECT_EVENTS = "SELECT " + ", ".join(EVENT_COLUMNS) + " FROM audit_events"  # noqa: S608
 
 
-def chain_rows(
-    drafts: Sequence[PreparedDraft], head: tuple[int, str], now: str
-) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
-    """Chain ``drafts`` after ``head``: rows in `EVENT_COLUMNS` order and the new head.
+ACCOUNT_COLUMNS = ("name", "role", "groups", "password_hash", "created_at", "disabled")
+SWITCH_COLUMNS = ("kind", "name", "paused", "changed_by", "changed_at", "reason")
 
-    Both stores append through this, so their events hash to the same bytes.
-    """
-    seq, prev = head
-    rows: list[tuple[Any, ...]] = []
-    for d in drafts:
-        seq += 1
-        ts = d.ts or now
-        canonical = canonical_bytes_text_ts(
-            seq, ts, d.decision_id, d.type, d.actor, d.payload_digest, d.trace_id, d.span_id
-        )
-        h = sha256(bytes.fromhex(prev))
-        h.update(canonical)
-        digest = h.hexdigest()
-        rows.append(
-            (
-                seq,
-                ts,
-                d.decision_id,
-                d.type,
-                d.actor,
-                d.payload,
-                d.payload_digest,
-                d.trace_id,
-                d.span_id,
-                prev,
-                digest,
-                canonical,
-            )
-        )
-        prev = digest
-    return rows, (seq, prev)
+
+def account_row(a: Account) -> tuple[Any, ...]:
+    return (
+        a.name,
+        a.role.value,
+        dumps(list(a.groups)),
+        a.password_hash,
+        format_ts(a.created_at),
+        int(a.disabled),
+    )
+
+
+def account_from_row(row: Sequence[Any]) -> Account:
+    name, role, groups, password_hash, created_at, disabled = row
+    return Account(
+        name=name,
+        role=Role(role),
+        groups=tuple(loads_opt(groups)),
+        password_hash=password_hash,
+        created_at=parse_ts(created_at),
+        disabled=bool(disabled),
+    )
+
+
+def switch_row(s: SwitchState) -> tuple[Any, ...]:
+    return (s.kind, s.name, int(s.paused), s.changed_by, format_ts(s.changed_at), s.reason)
+
+
+def switch_from_row(row: Sequence[Any]) -> SwitchState:
+    kind, name, paused, changed_by, changed_at, reason = row
+    return SwitchState(kind, name, bool(paused), changed_by, parse_ts(changed_at), reason)

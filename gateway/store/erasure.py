@@ -1,60 +1,66 @@
-"""Erasure of a data subject's stored personal data in a SQLite store file.
+"""Erasure of a data subject's stored personal data in a running store, written once.
 
-One data key seals every decision, so destroying a key (crypto-shredding) would erase everyone.
-Instead the subject's decision inputs are overwritten, with ``secure_delete`` on so SQLite
-zeroes the freed space, and the write-ahead log is checkpointed and truncated so the old page
-images leave the disk too. The decision rows themselves (status, outcome, reviews) stay: they
-are the record of what was decided. The audit chain is untouched and still verifies.
+The subject's decision inputs are overwritten and the payloads of their audit events erased, in
+one writer transaction that also appends the erasure's own event (with the counts). The decision
+rows (status, outcome, reviews) stay: they are the record of what was decided, and the audit
+chain still verifies through the payload digests. A database that keeps old page images (SQLite)
+supplies `_secure_delete` and `_after_erasure` to make them leave the disk too.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from gateway.audit.drafts import prepare_draft
+from gateway.store.tx import WriteTx
+from gateway.types import AuditDraft
+
+T = TypeVar("T")
 
 ERASED_INPUT = "{}"
 """What an erased decision's input becomes."""
 
-_BATCH = 500
-_BUSY_TIMEOUT_MS = 10_000
+_ERASE_PAYLOADS = (
+    "UPDATE audit_events SET payload = NULL WHERE payload IS NOT NULL AND "
+    "decision_id IN (SELECT id FROM decisions WHERE subject_ref = ?)"
+)
+_ERASE_INPUTS = "UPDATE decisions SET input = ? WHERE subject_ref = ? AND input != ?"
 
 
-def erase_subject_inputs(path: str | Path, subject_ref: str) -> int:
-    """Overwrite the input of every decision about ``subject_ref``; returns how many rows.
+class ErasureMixin:
+    """`erase_subject` for both stores (see the module docstring)."""
 
-    Runs in short transactions so a live gateway's writer is not held up for long. While a
-    live gateway holds readers the final checkpoint may be partial; the old pages then leave
-    the write-ahead log at its next checkpoint.
-    """
-    if not subject_ref:
-        raise ValueError("erasure needs a subject reference")
-    conn = sqlite3.connect(Path(path), isolation_level=None)
-    total = 0
-    try:
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA secure_delete=ON")
-        while True:
-            cur = conn.execute(
-                "UPDATE decisions SET input = ? WHERE rowid IN (SELECT rowid FROM decisions "
-                "WHERE subject_ref = ? AND input != ? LIMIT ?)",
-                (ERASED_INPUT, subject_ref, ERASED_INPUT, _BATCH),
-            )
-            total += cur.rowcount
-            if cur.rowcount < _BATCH:
-                break
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return total
-    finally:
-        conn.close()
+    if TYPE_CHECKING:
 
+        async def _write(self, fn: Callable[[WriteTx], Awaitable[T]]) -> T: ...
 
-def checkpoint_wal(path: str | Path) -> None:
-    """Copy the write-ahead log into the database file and truncate it, so page images from
-    before an erasure leave the disk. Partial while readers hold old snapshots; the rest goes
-    at the next checkpoint."""
-    conn = sqlite3.connect(Path(path), isolation_level=None)
-    try:
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
+    @asynccontextmanager
+    async def _secure_delete(self, tx: Any) -> AsyncIterator[None]:
+        """Around the overwrites: make freed space unreadable (nothing to do by default)."""
+        yield
+
+    async def _after_erasure(self) -> None:
+        """After the commit: make old page images leave the disk (nothing to do by default)."""
+
+    async def erase_subject(self, subject_ref: str, event: AuditDraft) -> tuple[int, int]:
+        """Overwrite the stored input of every decision about ``subject_ref`` and erase the
+        payloads of their audit events, appending ``event`` in the same transaction (its
+        payload gains the counts ``decisions`` and ``events``). Returns those two counts.
+        """
+        if not subject_ref:
+            raise ValueError("erasure needs a subject reference")
+
+        async def erase(tx: WriteTx) -> tuple[int, int]:
+            async with self._secure_delete(tx):
+                events = await tx.execute(_ERASE_PAYLOADS, subject_ref)
+                decisions = await tx.execute(_ERASE_INPUTS, ERASED_INPUT, subject_ref, ERASED_INPUT)
+            counted = {**event.payload, "decisions": decisions, "events": events}
+            await tx.append([prepare_draft(replace(event, payload=counted))])
+            return decisions, events
+
+        counts = await self._write(erase)
+        await self._after_erasure()
+        return counts

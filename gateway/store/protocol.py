@@ -10,9 +10,10 @@ connection broke during COMMIT), never the driver's own errors (`gateway.store.f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.types import (
     Account,
@@ -28,6 +29,12 @@ from gateway.types import (
     SwitchState,
     TaskKind,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from gateway.audit.checkpoints import Checkpoint
+    from gateway.audit.query import AuditLog
 
 
 class Store(Protocol):
@@ -111,6 +118,35 @@ class Store(Protocol):
         so callers waiting on one replica see verdicts given on another. A store only one
         process uses (SQLite) never calls it: every change is published in-process already.
         """
+
+    def subscribe_resync(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when announcements of other replicas' changes may have been
+        missed (the change feed was lost and is back): anything waited on must be read again.
+        A store only one process uses never calls it."""
+
+    def readiness_checks(self) -> dict[str, bool]:
+        """Conditions besides a commit (`probe`) this store needs to serve, by name: on a shared
+        store, ``store:changes`` says whether other replicas' changes are heard (waiters would
+        hang otherwise). Empty when there are none."""
+        ...
+
+    async def open_audit(self, public_key: Ed25519PublicKey) -> AuditSide:
+        """The auditors' read side of this store's trail, and where signed checkpoints go."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSide:
+    """A running store's audit trail for auditors, and its checkpoint storage."""
+
+    log: AuditLog
+    """Queries, exports and verification, checkpoints checked with the signer's public key."""
+    latest: Checkpoint | None
+    """The last stored checkpoint, when there is one."""
+    save: Callable[[Checkpoint], Awaitable[None]]
+    """Store one signed checkpoint."""
+    close: Callable[[], Awaitable[None]] | None = None
+    """Release what `save` holds, when it holds anything."""
 
 
 QueueCursor = tuple[str, int, int]

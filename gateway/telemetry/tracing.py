@@ -8,14 +8,17 @@ the logs. Spans are recorded and exported only when ``OTEL_EXPORTER_OTLP_ENDPOIN
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 _installed = False
+_tracer = trace.get_tracer("gateway.cli")
 
 
 def exporting() -> bool:
@@ -53,3 +56,24 @@ def setup_tracing(service_name: str = "hitl-gateway") -> None:
         provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
     trace.set_tracer_provider(provider)
     _installed = True
+
+
+@contextlib.contextmanager
+def command_span(name: str) -> Iterator[trace.Span]:
+    """A span around one command line action, so the audit events it writes carry a trace id.
+
+    Installs the tracer provider first: without one every span has the all-zero, invalid
+    context and the events would carry no id. When ``TRACEPARENT`` (and ``TRACESTATE``) is in
+    the environment, the span continues that trace, as a job runner or script hands its trace
+    to a process it starts (https://opentelemetry.io/docs/specs/otel/context/env-carriers/);
+    otherwise it starts a trace of its own.
+    """
+    setup_tracing()
+    carrier = {
+        key.lower(): value
+        for key in ("TRACEPARENT", "TRACESTATE")
+        if (value := os.environ.get(key))
+    }
+    parent = propagate.extract(carrier) if "traceparent" in carrier else None
+    with _tracer.start_as_current_span(name, context=parent) as span:
+        yield span

@@ -17,9 +17,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit.checkpoints import KEY_FILE, Signer, public_key_pem
-from gateway.store.pg_audit import PostgresAuditLog
-from gateway.store.pg_offline import BATCH
-from gateway.store.postgres import CHAIN_LOCK, PostgresStore
+from gateway.store.postgres.audit import PostgresAuditLog
+from gateway.store.postgres.offline import BATCH
+from gateway.store.postgres.store import CHAIN_LOCK, PostgresStore
 from gateway.types import AuditDraft, Decision
 from tests.audit_builders import audit_decision
 from tests.integration.serverproc import cli, free_port

@@ -15,46 +15,14 @@ from gateway._pb.inference import grpc_service_pb2 as oip_pb
 from gateway._pb.inference import grpc_service_pb2_grpc as oip_grpc
 from gateway.app import Gateway
 from gateway.client import AsyncGatewayClient, GatewayCallError
-from gateway.config import Settings
 from gateway.core.api_keys import ApiKeyAdmin
 from gateway.core.auth import certificate_identity, new_key
-from gateway.keys import generate_secrets
 from gateway.testing import create_api_key
+from tests.integration.oip_app import policies_dir, settings
 from tests.integration.serverproc import cli
 from tests.pgserver import pg_dsn, pg_server
 
-__all__ = ["pg_dsn", "pg_server"]
-
-OIP_APP = """
-applications:
-  - id: t-oip
-    tier: limited
-    backend: echo
-    route:
-      - {when: "output.score >= 0.8", action: approve}
-    oip:
-      model_name: t-oip-model
-      inputs:
-        - {name: score, datatype: FP64, shape: [1], field: score}
-      outputs:
-        - {name: score, datatype: FP64, shape: [1], field: score}
-"""
-
-
-@pytest.fixture
-def policies_dir(policies_dir: Path) -> Path:
-    """The test policies plus an application that OIP clients can call."""
-    (policies_dir / "t-oip.yaml").write_text(OIP_APP)
-    return policies_dir
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    """The gateway's settings on each store."""
-    if request.param == "sqlite":
-        return settings
-    dsn: str = request.getfixturevalue("pg_dsn")
-    return replace(settings, store=dsn, **generate_secrets())
+__all__ = ["pg_dsn", "pg_server", "policies_dir", "settings"]
 
 
 def test_cli_refuses_applications_for_keys_that_do_not_decide(

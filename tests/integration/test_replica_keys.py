@@ -20,8 +20,8 @@ from gateway.config import ConfigError, Settings
 from gateway.core.auth import Principal
 from gateway.core.vault import Vault, VaultError
 from gateway.keys import generate_secrets
-from gateway.store.pg_audit import PostgresAuditLog
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres.audit import PostgresAuditLog
+from gateway.store.postgres.store import PostgresStore
 from gateway.store.protocol import SessionStore
 from gateway.testing import create_api_key
 from gateway.types import Account, Role, Status

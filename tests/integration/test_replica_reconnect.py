@@ -10,8 +10,8 @@ from gateway.app import Gateway
 from gateway.client import AsyncGatewayClient
 from gateway.core.notifier import REFRESH
 from gateway.core.reviews import Reviewer
-from gateway.store.pg_listen import Backoff
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres.listen import Backoff
+from gateway.store.postgres.store import PostgresStore
 from gateway.testing import create_api_key
 from gateway.types import Status, TaskKind, Verdict
 from tests.integration.replicas import replicas

@@ -27,7 +27,7 @@ from gateway.api.decisions import SERVICE
 from gateway.app import Gateway
 from gateway.client import AsyncGatewayClient, GatewayCallError, RetryPolicy
 from gateway.config import Settings
-from gateway.store.sqlite import SQLiteStore
+from gateway.store.sqlite.store import SQLiteStore
 from gateway.testing import create_api_key
 from gateway.types import AuditEvent, Role, Status
 

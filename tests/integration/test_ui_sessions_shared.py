@@ -80,7 +80,7 @@ async def test_a_session_survives_a_gateway_restart(settings: Settings) -> None:
             await second.stop()
 
 
-async def test_the_sweeper_purges_expired_sessions_nobody_came_back_to(
+async def test_the_session_purger_deletes_expired_sessions_nobody_came_back_to(
     settings: Settings,
 ) -> None:
     """A row past its expiry is deleted by the periodic purge; a live one is kept."""

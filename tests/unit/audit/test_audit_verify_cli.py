@@ -16,7 +16,7 @@ from gateway.audit.chain import canonical_bytes, chain_hash
 from gateway.audit.checkpoints import KEY_FILE, Signer, public_key_pem
 from gateway.cli import main
 from gateway.store import SQLiteStore
-from gateway.store.sqlite_audit import insert_checkpoint
+from gateway.store.sqlite.audit import insert_checkpoint
 from gateway.types import AuditDraft, Decision
 from tests.audit_builders import audit_decision
 

@@ -10,16 +10,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gateway.audit.chain import (
-    GENESIS,
-    canonical_bytes,
-    canonical_json,
-    chain_hash,
-    format_ts,
-    parse_ts,
-    payload_digest,
-    verify,
-)
+from gateway.audit.chain import GENESIS, canonical_bytes, canonical_json, chain_hash, payload_digest
+from gateway.audit.verifier import verify_events
+from gateway.timefmt import format_ts, parse_ts
 from gateway.types import AuditEvent
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -110,7 +103,7 @@ def test_timestamps_are_utc_with_microseconds() -> None:
 def test_verify_accepts_a_good_chain() -> None:
     """An untouched chain verifies and reports its head."""
     events = make_chain(5)
-    result = verify(events)
+    result = verify_events(events)
     assert result.ok
     assert (result.checked, result.first_bad_seq, result.reason) == (5, None, "")
     assert (result.head_seq, result.head_hash) == (5, events[-1].hash)
@@ -118,15 +111,15 @@ def test_verify_accepts_a_good_chain() -> None:
 
 def test_verify_accepts_an_empty_chain() -> None:
     """No events is a valid (empty) chain."""
-    assert verify([]) == verify(iter(()))
-    assert verify([]).ok
+    assert verify_events([]) == verify_events(iter(()))
+    assert verify_events([]).ok
 
 
 def test_verify_a_segment_from_a_known_head() -> None:
     """A segment verifies given the seq and hash of the event before it."""
     events = make_chain(10)
-    assert verify(events[4:], start_prev_hash=events[3].hash, start_seq=5).ok
-    result = verify(events[4:])
+    assert verify_events(events[4:], start_prev_hash=events[3].hash, start_seq=5).ok
+    result = verify_events(events[4:])
     assert not result.ok
     assert result.first_bad_seq == 1
 
@@ -149,7 +142,7 @@ def test_verify_a_segment_from_a_known_head() -> None:
 )
 def test_verify_names_the_first_bad_event(mutate, bad_seq: int, words: str) -> None:  # type: ignore[no-untyped-def]
     """Each kind of tampering is caught at the right seq, with a reason that says what."""
-    result = verify(mutate(make_chain(8)))
+    result = verify_events(mutate(make_chain(8)))
     assert not result.ok
     assert result.first_bad_seq == bad_seq
     assert result.checked == bad_seq - 1
@@ -164,7 +157,7 @@ def test_verify_catches_canonical_bytes_that_disagree_with_columns() -> None:
         "t" * 32, "s" * 16,
     )  # fmt: skip
     h = chain_hash(events[0].hash, forged)
-    result = verify([events[0], replace(events[1], canonical=forged, hash=h), events[2]])
+    result = verify_events([events[0], replace(events[1], canonical=forged, hash=h), events[2]])
     assert result.first_bad_seq == 2
     assert "'actor'" in result.reason
 
@@ -173,7 +166,7 @@ def test_verify_accepts_erased_payloads() -> None:
     """An event whose payload was erased still verifies through its digest."""
     events = make_chain(4)
     events[1] = replace(events[1], payload=None)
-    assert verify(events).ok
+    assert verify_events(events).ok
 
 
 def test_verify_consumes_lazily_and_stops_at_the_first_bad_event() -> None:
@@ -185,5 +178,5 @@ def test_verify_consumes_lazily_and_stops_at_the_first_bad_event() -> None:
         yield from events
         raise AssertionError("read past the first bad event")
 
-    result = verify(stream())
+    result = verify_events(stream())
     assert result.first_bad_seq == 3

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from gateway.audit.chain import GENESIS, VerifyResult, canonical_bytes, chain_hash, parse_ts
-from gateway.store import SQLiteStore, sqlite_verify
+from gateway.audit.chain import GENESIS, VerifyResult, canonical_bytes, chain_hash
+from gateway.store import SQLiteStore
+from gateway.store.sqlite import verify as sqlite_verify
+from gateway.timefmt import parse_ts
 from gateway.types import AuditDraft, Decision
 from tests.audit_builders import audit_decision
 
@@ -126,6 +128,7 @@ def test_parallel_equals_serial(
     serial = sqlite_verify._segment(db, 1, None, GENESIS, signed)
     parallel = sqlite_verify.verify_file(db, 1, None, signed)
     assert parallel == serial
+    assert parallel.processes == 2
     assert parallel.ok is (name == "none")
     _assert_ran_in_workers(worker_runs, 2)
     if name == "none":

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit.chain import canonical_bytes, chain_hash, parse_ts
-from gateway.store import SQLiteStore, verify_file
+from gateway.audit.chain import canonical_bytes, chain_hash
+from gateway.store import SQLiteStore
+from gateway.timefmt import parse_ts
 from gateway.types import AuditDraft, Decision
 from tests.audit_builders import audit_decision
+from tests.audit_files import verify_file
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 N = 10

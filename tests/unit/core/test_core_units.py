@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import pytest
 
 from gateway._pb.hitl.gateway.v1 import gateway_pb2 as pb
-from gateway.api.converters import decide_command, decision_to_pb
-from gateway.client import decision_from_pb
+from gateway.api.converters import decide_command
 from gateway.core.auth import new_key, parse_bearer
 from gateway.core.limits import InputLimits
 from gateway.core.masking import mask
 from gateway.core.notifier import Notifier
 from gateway.errors import InvalidInput, TooLarge, Unauthenticated
-from gateway.types import Decision, ModelRef, Review, Status, Validation, Verdict
-
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+from tests.audit_builders import audit_decision
 
 
 def test_mask_replaces_nested_paths_without_touching_the_original() -> None:
@@ -31,7 +27,7 @@ def test_mask_replaces_nested_paths_without_touching_the_original() -> None:
 async def test_notifier_delivers_to_subscribers_only_while_subscribed() -> None:
     """A subscriber receives changes of its decision until its block ends."""
     notifier = Notifier()
-    d = _decision()
+    d = audit_decision(1)
     with notifier.subscribe(d.id) as queue:
         notifier.publish(d)
         assert (await asyncio.wait_for(queue.get(), 1)).id == d.id
@@ -88,41 +84,5 @@ def test_decide_command_errors_name_the_field(mutate: object, error: type, field
     assert err.value.field.startswith(field)
 
 
-def test_decision_round_trips_through_the_wire() -> None:
-    """A decision converted to protobuf and back keeps every field the client sees."""
-    d = _decision()
-    back = decision_from_pb(pb.Decision.FromString(decision_to_pb(d).SerializeToString()))
-    assert back == Decision(**{**_fields(d), "idempotency_key": ""})
-
-
 def _deep(n: int) -> object:
     return [1] if n == 0 else [_deep(n - 1)]
-
-
-def _fields(d: Decision) -> dict[str, object]:
-    return {f: getattr(d, f) for f in d.__dataclass_fields__}
-
-
-def _decision() -> Decision:
-    return Decision(
-        id="d1",
-        application="credit-limit",
-        tier="high",
-        status=Status.OVERRIDDEN,
-        input={"amount": 1.0, "customer": {"name": "Jane", "tags": ["a", None, True]}},
-        model=ModelRef("credit-scorer", "credit_v3", "3", Validation.APPROVED),
-        model_output={"score": 0.5, "explanation": {"income": 0.25}},
-        final_output={"score": 0.75},
-        reasons=("large amount", "grey zone"),
-        rule="route[2]",
-        created_at=NOW,
-        updated_at=NOW,
-        trace_id="ab" * 16,
-        policy_version="sha256:00",
-        subject_ref="cust-9",
-        idempotency_key="k",
-        labels={"channel": "web"},
-        reviews=(Review("bob", "senior", Verdict.OVERRIDE, "manual", NOW, {"score": 0.75}),),
-        approvals_needed=2,
-        review_deadline=NOW,
-    )

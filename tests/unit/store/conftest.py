@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import SQLiteStore, open_store
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres.store import PostgresStore
 from tests.pgserver import pg_dsn, pg_server
 
 __all__ = ["pg_dsn", "pg_server"]

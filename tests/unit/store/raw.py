@@ -9,8 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from gateway.audit.chain import VerifyResult, verify
-from gateway.store import codec, is_postgres_url, verify_file
+from gateway.audit.chain import VerifyResult
+from gateway.audit.verifier import verify_events
+from gateway.store import codec, is_postgres_url
+from tests.audit_files import verify_file
 
 
 async def fetch_one(location: str, sql: str) -> Any:
@@ -39,4 +41,4 @@ async def verify_chain(location: str) -> VerifyResult:
         rows = await conn.fetch(f"{codec.SELECT_EVENTS} ORDER BY seq")
     finally:
         await conn.close()
-    return verify(codec.event_from_row(tuple(r)) for r in rows)
+    return verify_events(codec.event_from_row(tuple(r)) for r in rows)

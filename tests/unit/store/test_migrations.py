@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import SQLiteStore
-from gateway.store.migrations import (
+from gateway.store.sqlite.migrations import (
     SQLITE_MIGRATIONS,
     Migration,
     apply_migrations,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import SQLiteStore, open_store, sqlite_path
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres.store import PostgresStore
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import pytest
 from store_factories import T0, created_event, decision_task, make_decision
 from structlog.testing import capture_logs
 
-from gateway.store.pg_listen import Backoff
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres.listen import Backoff
+from gateway.store.postgres.store import PostgresStore
 from gateway.types import AuditDraft, Review, Status, Verdict
 from tests.pgcontrol import Gate, terminate_listener
 

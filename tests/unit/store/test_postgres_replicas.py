@@ -11,7 +11,7 @@ from raw import count, verify_chain
 from store_factories import T0, created_event, decision_task, make_decision
 
 from gateway.errors import Conflict
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres.store import PostgresStore
 from gateway.types import AuditDraft, Review, Status, TaskKind, Verdict
 
 

@@ -14,12 +14,14 @@ from conftest import AnyStore
 from raw import count, fetch_one, verify_chain
 from store_factories import T0, created_event, decision_task, make_decision
 
-from gateway.audit.chain import GENESIS, verify
+from gateway.audit.chain import GENESIS
+from gateway.audit.verifier import verify_events
 from gateway.errors import Conflict, FailedPrecondition, NotFound
-from gateway.store import SQLiteStore, StoreClosed, iter_audit_events_sync, open_store, verify_file
-from gateway.store.migrations import apply_migrations
-from gateway.store.sqlite import idempotency_lookup_sql
+from gateway.store import SQLiteStore, StoreClosed, open_store
+from gateway.store.sqlite.migrations import apply_migrations
+from gateway.store.sqlite.store import idempotency_lookup_sql
 from gateway.types import ApiKey, AuditDraft, Review, Status, TaskKind, Verdict
+from tests.audit_files import iter_audit_events, verify_file
 
 PLUS_8 = timezone(timedelta(hours=8))
 
@@ -167,7 +169,7 @@ async def test_group_commit_uses_fewer_transactions(store: AnyStore, location: s
     assert store.chain_head() == (result.head_seq, result.head_hash)
     events = await store.audit_events(after_seq=0, limit=5000)
     assert [e.seq for e in events] == list(range(1, 1001))
-    assert verify(events).ok
+    assert verify_events(events).ok
 
 
 async def test_events_get_commit_time_unless_given(store: AnyStore) -> None:
@@ -411,11 +413,11 @@ async def test_offline_reader_pages_through_events(
     """The offline reader yields every event in order across several pages."""
     ds = [make_decision() for _ in range(25)]
     await asyncio.gather(*(sqlite_store.create_decision(d, [created_event(d)], []) for d in ds))
-    events = list(iter_audit_events_sync(db_path, batch=7))
+    events = list(iter_audit_events(db_path, batch=7))
     assert [e.seq for e in events] == list(range(1, 26))
     assert events == await sqlite_store.audit_events(limit=100)
-    assert verify(events).head_hash == sqlite_store.chain_head()[1]
-    assert verify([]).head_hash == GENESIS
+    assert verify_events(events).head_hash == sqlite_store.chain_head()[1]
+    assert verify_events([]).head_hash == GENESIS
 
 
 async def test_timestamps_are_stored_as_utc_text(store: AnyStore, location: str) -> None:
@@ -458,8 +460,9 @@ async def test_writer_cancelled_from_outside_answers_waiting_callers(location: s
     """If the writer task dies, queued callers get StoreClosed instead of waiting forever."""
     s = open_store(location)
     await s.start()
-    assert s._writer is not None
-    s._writer.cancel()
+    task = s._writer.task
+    assert task is not None
+    task.cancel()
     d = make_decision()
     with pytest.raises(StoreClosed):
         await s.create_decision(d, [], [])

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from reviewer_ui.app import template_env
 from reviewer_ui.charts import MAX_BARS, Chart, explanation_chart
+from reviewer_ui.rendering import template_env
 
 
 def _svg(chart: Chart) -> ET.Element:

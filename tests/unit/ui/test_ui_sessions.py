@@ -14,6 +14,7 @@ from itsdangerous import Signer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.keys import load_secret
 from gateway.store import SQLiteStore
 from reviewer_ui.sessions import (
     ABSOLUTE_LIFETIME,
@@ -23,7 +24,6 @@ from reviewer_ui.sessions import (
     Sessions,
     csrf_ok,
     id_hash,
-    load_secret,
 )
 
 SECRET = b"k" * 32

@@ -1,0 +1,100 @@
+"""Reviewer accounts and API keys: written once for both databases (through
+`gateway.store.tx.WriteTx` and the shared reads' ``_rows``).
+
+Each write runs inside the store's writer transaction, with its audit event chained in the same
+transaction as the change it records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from gateway.audit.drafts import prepare_draft
+from gateway.errors import Conflict
+from gateway.store import codec, sql
+from gateway.store.tx import WriteTx
+from gateway.types import Account, ApiKey, AuditDraft, SwitchState
+
+T = TypeVar("T")
+
+
+class AccountsMixin:
+    """Accounts, API keys and kill switches for both stores (see the module docstring)."""
+
+    if TYPE_CHECKING:
+
+        def _check_running(self) -> None: ...
+
+        async def _rows(self, statement: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]: ...
+
+        async def _write(self, fn: Callable[[WriteTx], Awaitable[T]]) -> T: ...
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    async def add_account(self, account: Account, event: AuditDraft) -> None:
+        """Store a new account. Raises `Conflict` when the name is taken."""
+        draft = prepare_draft(event)
+        row = codec.account_row(account)
+
+        async def add(tx: WriteTx) -> Any:
+            if not await tx.execute(sql.INSERT_ACCOUNT, *row):
+                return Conflict(f"account {account.name!r} already exists")
+            await tx.append([draft])
+            return None
+
+        await self._write(add)
+
+    async def get_account(self, name: str) -> Account | None:
+        rows = await self._rows(f"{sql.SELECT_ACCOUNTS} WHERE name = ?", (name,))
+        return codec.account_from_row(tuple(rows[0])) if rows else None
+
+    async def list_accounts(self) -> list[Account]:
+        rows = await self._rows(f"{sql.SELECT_ACCOUNTS} ORDER BY name", ())
+        return [codec.account_from_row(tuple(r)) for r in rows]
+
+    # -- API keys ----------------------------------------------------------------------------
+
+    async def add_api_key(self, key: ApiKey, event: AuditDraft | None = None) -> None:
+        """Store a new key, with ``event`` if given. Raises `Conflict` when the id is taken."""
+        self._check_running()
+        row = codec.api_key_row(key)
+        drafts = [prepare_draft(event)] if event is not None else []
+
+        async def add(tx: WriteTx) -> Any:
+            if not await tx.execute(sql.INSERT_KEY, *row):
+                return Conflict(f"api key {key.key_id!r} exists")
+            await tx.append(drafts)
+            return None
+
+        await self._write(add)
+
+    async def revoke_api_key(self, key_id: str, event: AuditDraft | None = None) -> bool:
+        """Revoke a key, with ``event`` if given; True when this call revoked it, False (and no
+        event) when it is missing or already revoked."""
+        self._check_running()
+        drafts = [prepare_draft(event)] if event is not None else []
+
+        async def revoke(tx: WriteTx) -> bool:
+            if not await tx.execute(sql.REVOKE_KEY, key_id):
+                return False
+            await tx.append(drafts)
+            return True
+
+        return await self._write(revoke)
+
+    # -- kill switches -----------------------------------------------------------------------
+
+    async def set_switch(self, state: SwitchState, event: AuditDraft) -> None:
+        """Pause or resume an application or backend, with its audit event."""
+        draft = prepare_draft(event)
+        row = codec.switch_row(state)
+
+        async def put(tx: WriteTx) -> None:
+            await tx.execute(sql.UPSERT_SWITCH, *row)
+            await tx.append([draft])
+
+        await self._write(put)
+
+    async def list_switches(self) -> list[SwitchState]:
+        return [codec.switch_from_row(tuple(r)) for r in await self._rows(sql.SELECT_SWITCHES, ())]

@@ -1,0 +1,1 @@
+"""The PostgreSQL store: several gateway replicas on one database, one audit chain."""

@@ -1,0 +1,148 @@
+"""One queue item: its page (masked or unmasked), a verdict, a QA opinion, giving it back.
+
+A refused verdict or opinion (invalid, taken meanwhile, not this reviewer's to give) goes back to
+the item with the reason as a message, so the reviewer keeps their place; other refusals show as
+an error page through the guard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.core.queue import ItemView, ReviewQueue
+from gateway.errors import Conflict, InvalidInput, PermissionDenied
+from gateway.policy import PolicySet
+from gateway.types import Account, TaskKind, Verdict
+from reviewer_ui.charts import explanation_chart
+from reviewer_ui.protocol import Pages
+from reviewer_ui.sessions import Session
+
+OVERRIDE_PREFIX = "out."
+"""Form fields named ``out.<field>`` carry an override's model output fields."""
+
+
+def item_routes(pages: Pages, queue: ReviewQueue, policies: PolicySet) -> list[Route]:
+    """The item routes, to register inside the UI app (under its prefix)."""
+    routes = _ItemRoutes(pages, queue, policies)
+    return [
+        Route("/items/{decision_id}", routes.item, methods=["GET"]),
+        Route("/items/{decision_id}/verdict", routes.verdict, methods=["POST"]),
+        Route("/items/{decision_id}/qa", routes.qa, methods=["POST"]),
+        Route("/items/{decision_id}/unmask", routes.unmask, methods=["POST"]),
+        Route("/items/{decision_id}/release", routes.release, methods=["POST"]),
+    ]
+
+
+def task_kind(request: Request) -> TaskKind:
+    """The queue an item was opened from: ``?kind=qa`` for QA, else the decision queue."""
+    return TaskKind.QA if request.query_params.get("kind") == "qa" else TaskKind.DECISION
+
+
+def parse_verdict(raw: str) -> Verdict:
+    try:
+        return Verdict(raw)
+    except ValueError:
+        raise InvalidInput("verdict", "choose approve, reject or override") from None
+
+
+class _ItemRoutes:
+    def __init__(self, pages: Pages, queue: ReviewQueue, policies: PolicySet) -> None:
+        self.pages = pages
+        self.queue = queue
+        self.policies = policies
+
+    async def item(self, request: Request) -> Response:
+        return await self.pages.guard(request, lambda r, s, a: self._show(r, s, a, unmask=False))
+
+    async def unmask(self, request: Request) -> Response:
+        return await self.pages.guard(
+            request, lambda r, s, a: self._show(r, s, a, unmask=True), post=True
+        )
+
+    async def _show(
+        self, request: Request, session: Session, account: Account, *, unmask: bool
+    ) -> Response:
+        kind = task_kind(request)
+        view = await self.queue.open(
+            account, request.path_params["decision_id"], kind, unmask=unmask
+        )
+        return self.pages.render(
+            request,
+            session,
+            "item.html",
+            account=account,
+            kind=kind.value,
+            unmasked=unmask,
+            **self._context(view),
+        )
+
+    def _context(self, view: ItemView) -> dict[str, Any]:
+        """What the item template shows of ``view`` beside the view itself."""
+        d = view.decision
+        return {
+            "view": view,
+            "d": d,
+            "tier": next((t for t in self.policies.tiers if t.name == d.tier), None),
+            "input": view.input,
+            "chart": explanation_chart(d.model_output),
+            # The override form offers the output's plain values; nested ones stay as they are.
+            "editable": {
+                k: v
+                for k, v in (d.model_output or {}).items()
+                if isinstance(v, int | float | str | bool)
+            },
+            "approvals": sum(1 for r in d.reviews if r.verdict is Verdict.APPROVE),
+        }
+
+    async def verdict(self, request: Request) -> Response:
+        async def decide(r: Request, s: Session, a: Account) -> Response:
+            form = await r.form()
+            decision_id = r.path_params["decision_id"]
+            verdict = parse_verdict(str(form.get("verdict", "")))
+            fields = {
+                str(k).removeprefix(OVERRIDE_PREFIX): str(v)
+                for k, v in form.multi_items()
+                if str(k).startswith(OVERRIDE_PREFIX) and isinstance(v, str)
+            }
+            try:
+                result = await self.queue.decide(
+                    a, decision_id, verdict, str(form.get("reason", "")), fields
+                )
+            except (InvalidInput, Conflict, PermissionDenied) as exc:
+                s.flash.append(("error", exc.message))
+                return self.pages.redirect(r, s, f"/items/{decision_id}")
+            if result.status.is_final:
+                msg = f"Decision {decision_id} is now {result.status.value}."
+            else:
+                msg = f"Approval recorded for {decision_id}; a second reviewer must approve too."
+            s.flash.append(("ok", msg))
+            return self.pages.redirect(r, s, "/")
+
+        return await self.pages.guard(request, decide, post=True)
+
+    async def qa(self, request: Request) -> Response:
+        async def opinion(r: Request, s: Session, a: Account) -> Response:
+            form = await r.form()
+            decision_id = r.path_params["decision_id"]
+            agree = form.get("opinion") == "agree"
+            try:
+                await self.queue.qa(a, decision_id, agree, str(form.get("reason", "")))
+            except (InvalidInput, Conflict, PermissionDenied) as exc:
+                s.flash.append(("error", exc.message))
+                return self.pages.redirect(r, s, f"/items/{decision_id}?kind=qa")
+            s.flash.append(("ok", f"QA opinion on {decision_id} recorded."))
+            return self.pages.redirect(r, s, "/qa")
+
+        return await self.pages.guard(request, opinion, post=True)
+
+    async def release(self, request: Request) -> Response:
+        async def release(r: Request, s: Session, a: Account) -> Response:
+            kind = task_kind(r)
+            await self.queue.release(a, r.path_params["decision_id"], kind)
+            return self.pages.redirect(r, s, "/qa" if kind is TaskKind.QA else "/")
+
+        return await self.pages.guard(request, release, post=True)
