@@ -70,13 +70,34 @@ def _progress(decision: Decision) -> tuple[datetime, int, Status]:
     return decision.updated_at, len(decision.reviews), decision.status
 
 
-def _watch_again(received: int, last: Decision | None) -> bool:
-    """Whether a watch that ended should be opened again: the decision is still open.
+class _Watching:
+    """One watch across its re-attachments: which messages are new, and whether to attach again.
 
-    A stream that ended without a message is not opened again, so a peer that answers nothing
-    cannot make the client spin.
+    The gateway ends a watch after its lifetime with the decision still open; the clients then
+    watch again, and the first message of the new stream repeats the state already yielded.
     """
-    return received > 0 and last is not None and not last.status.is_final
+
+    def __init__(self) -> None:
+        self.last: Decision | None = None
+        self.received = 0
+
+    def attached(self) -> None:
+        self.received = 0
+
+    def new(self, msg: pb.Decision) -> Decision | None:
+        """The decision in ``msg`` if it is a state not yielded yet, else None."""
+        self.received += 1
+        decision = decision_from_pb(msg)
+        if self.last is not None and _progress(decision) == _progress(self.last):
+            return None
+        self.last = decision
+        return decision
+
+    def again(self) -> bool:
+        """Whether the ended stream should be opened again: the decision is still open. A
+        stream that ended without a message is not, so a peer answering nothing cannot make the
+        client spin."""
+        return self.received > 0 and self.last is not None and not self.last.status.is_final
 
 
 def _request(
@@ -176,20 +197,17 @@ class AsyncGatewayClient:
         the decision still open: this then watches again, without repeating a state.
         """
         request = pb.WatchDecisionRequest(decision_id=decision_id)
-        last: Decision | None = None
+        watching = _Watching()
         while True:
-            received = 0
+            watching.attached()
             call = self._stub.WatchDecision(request, metadata=self._metadata)
             try:
                 async for msg in call:
-                    received += 1
-                    decision = decision_from_pb(msg)
-                    if last is None or _progress(decision) != _progress(last):
-                        last = decision
+                    if (decision := watching.new(msg)) is not None:
                         yield decision
             except grpc.RpcError as exc:
                 raise _error(exc) from None
-            if not _watch_again(received, last):
+            if not watching.again():
                 return
 
     async def close(self) -> None:
@@ -266,20 +284,17 @@ class GatewayClient:
     def watch(self, decision_id: str) -> Iterator[Decision]:
         """As `AsyncGatewayClient.watch`: re-attaches when the gateway ends a watch early."""
         request = pb.WatchDecisionRequest(decision_id=decision_id)
-        last: Decision | None = None
+        watching = _Watching()
         while True:
-            received = 0
+            watching.attached()
             call = self._stub.WatchDecision(request, metadata=self._metadata)
             try:
                 for msg in call:
-                    received += 1
-                    decision = decision_from_pb(msg)
-                    if last is None or _progress(decision) != _progress(last):
-                        last = decision
+                    if (decision := watching.new(msg)) is not None:
                         yield decision
             except grpc.RpcError as exc:
                 raise _error(exc) from None
-            if not _watch_again(received, last):
+            if not watching.again():
                 return
 
     def close(self) -> None:
