@@ -1,19 +1,26 @@
 """What both stores do the same way around their connections: start and stop, the writer, the
 readiness probe, the chain head, and the shared reads (`gateway.store.reads`).
 
-A dialect supplies `_open` and `_close_connections`, the probe's one-row write, and its
-`GroupWriter` (built with the function that runs a batch the way that database needs).
+A dialect supplies `_open` and `_close_connections`, `_unchained` (a write with no audit event),
+and its `GroupWriter` (built with the function that runs a batch the way that database needs).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Self
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Self, TypeVar
 
 from gateway.audit.chain import GENESIS
-from gateway.store.probe import WriteProbe
+from gateway.audit.drafts import prepare_draft
+from gateway.store import codec
+from gateway.store.probe import PROBE, WriteProbe
 from gateway.store.reads import StoreReads
-from gateway.store.writer import GroupWriter, StoreStats
+from gateway.store.tx import WriteTx
+from gateway.store.writer import Create, GroupWriter, StoreStats
+from gateway.types import AuditDraft, Decision, ReviewTask
+
+T = TypeVar("T")
 
 
 class StoreBase(StoreReads):
@@ -41,8 +48,43 @@ class StoreBase(StoreReads):
         """Close whatever `_open` opened, also after it failed half-way."""
         raise NotImplementedError
 
-    async def _probe_write(self) -> None:
+    async def _unchained(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``fn(tx)`` as a write that records no audit event."""
         raise NotImplementedError
+
+    async def _write(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``fn(tx)`` in the writer's next transaction; see `gateway.store.writer.Call`."""
+        result: T = await self._writer.call(fn)
+        return result
+
+    async def _probe_write(self) -> None:
+        async def write(tx: WriteTx) -> None:
+            await tx.execute(PROBE, tx.now)
+
+        await self._write(write)
+
+    async def create_decision(
+        self,
+        decision: Decision,
+        events: Sequence[AuditDraft],
+        tasks: Sequence[ReviewTask],
+    ) -> tuple[Decision, bool]:
+        """Persist a decision with its audit events and review tasks in one transaction.
+
+        Returns ``(decision, True)`` once committed, or ``(existing, False)`` when the
+        application already has a decision with this non-empty idempotency key (written by
+        any replica, or earlier in the same batch); then nothing of this call is written.
+        """
+        self._check_running()
+        job = Create(
+            decision=decision,
+            row=codec.decision_row(decision),
+            drafts=[prepare_draft(e) for e in events],
+            tasks=[codec.task_row(t) for t in tasks],
+            fut=asyncio.get_running_loop().create_future(),
+        )
+        result: tuple[Decision, bool] = await self._writer.submit(job)
+        return result
 
     async def start(self) -> None:
         """Connect, apply numbered migrations, load the chain head, start the writer."""

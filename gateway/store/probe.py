@@ -17,10 +17,10 @@ import structlog
 
 log = structlog.get_logger("gateway.store")
 
-SQLITE_PROBE = (
+PROBE = (
     "INSERT INTO store_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at"
 )
-POSTGRES_PROBE = SQLITE_PROBE.replace("?", "$1")
+"""The probe's one-row write, in `gateway.store.sql`'s ``?`` style."""
 
 
 class WriteProbe:

@@ -54,9 +54,10 @@ class StoreReads:
         self, kind: TaskKind, *, limit: int = 100, open_only: bool = True
     ) -> list[ReviewTask]:
         """Tasks of ``kind``, most urgent first: earliest deadline, no deadline last."""
-        where = "WHERE kind = ? AND closed_at IS NULL" if open_only else "WHERE kind = ?"
+        where = "t.kind = ? AND t.closed_at IS NULL" if open_only else "t.kind = ?"
         rows = await self._rows(
-            f"{sql.SELECT_TASKS} {where} ORDER BY {self._DEADLINE_ORDER}, tier_rank, id LIMIT ?",
+            f"SELECT {_TASKS} FROM review_tasks t WHERE {where} "  # noqa: S608 (constants only)
+            f"ORDER BY {self._DEADLINE_ORDER}, t.tier_rank, t.id LIMIT ?",
             (kind.value, limit),
         )
         return [codec.task_from_row(tuple(r)) for r in rows]

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from gateway.store.sqlite.migrations import Migration
+from gateway.store import ddl
+from gateway.store.ddl import Migration
 
 MIGRATION_LOCK = 0x6869_746C_6D69_6772
 """Advisory lock key held while migrating ("hitlmigr")."""
@@ -216,24 +217,9 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
     Migration(
         3,
         "0003_store_probe",
-        """
--- One row the readiness probe rewrites through the writer: a commit is the only proof that
--- commits work (a full disk still serves reads).
-CREATE TABLE store_probe (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    at TEXT NOT NULL
-);
-""",
+        ddl.STORE_PROBE,
     ),
 )
-
-_CREATE_TRACKING = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL,
-    applied_at TEXT NOT NULL
-)
-"""
 
 
 async def apply_pg_migrations(
@@ -250,7 +236,7 @@ async def apply_pg_migrations(
     """
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
     try:
-        await conn.execute(_CREATE_TRACKING)
+        await conn.execute(ddl.CREATE_TRACKING)
         done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         newer = sorted(done - {m.version for m in migrations})
         if newer:

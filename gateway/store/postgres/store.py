@@ -25,7 +25,6 @@ Claims do not go through the writer: they write no audit event, and row locks wi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import uuid
@@ -39,25 +38,23 @@ from asyncpg.transaction import Transaction
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.chain import GENESIS
-from gateway.audit.drafts import prepare_draft
-from gateway.store import codec, failures, sql
+from gateway.store import failures, sql
 from gateway.store.accounts import AccountsMixin
 from gateway.store.base import StoreBase
 from gateway.store.erasure import ErasureMixin
 from gateway.store.postgres.audit import PostgresAuditLog
 from gateway.store.postgres.listen import Backoff, ChangeListener
 from gateway.store.postgres.migrations import apply_pg_migrations
-from gateway.store.postgres.reviews import PostgresReviewsMixin
 from gateway.store.postgres.sla import PostgresSlaMixin
 from gateway.store.postgres.sql import (
     INSERT_DECISION,
     INSERT_TASK,
     SELECT_DECISION,
 )
-from gateway.store.probe import POSTGRES_PROBE
 from gateway.store.protocol import AuditSide
 from gateway.store.qa import QAMixin
 from gateway.store.reads import decision
+from gateway.store.reviews import ReviewsMixin
 from gateway.store.sessions import SessionsMixin
 from gateway.store.sla import SlaMixin
 from gateway.store.tx import PostgresTx
@@ -71,9 +68,7 @@ from gateway.store.writer import (
 )
 from gateway.timefmt import format_ts
 from gateway.types import (
-    AuditDraft,
     Decision,
-    ReviewTask,
 )
 
 T = TypeVar("T")
@@ -87,13 +82,13 @@ CHANNEL = "hitl_changes"
 ChangeCallback = Callable[[str], None]
 
 _SELECT_HEAD = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
-_numbered = functools.lru_cache(maxsize=64)(sql.numbered)
+_numbered = functools.lru_cache(maxsize=256)(sql.numbered)
 """`sql.numbered` of the shared reads (a few fixed statements), converted once each."""
 
 
 class PostgresStore(
     StoreBase,
-    PostgresReviewsMixin,
+    ReviewsMixin,
     PostgresSlaMixin,
     SlaMixin,
     QAMixin,
@@ -112,7 +107,9 @@ class PostgresStore(
     """
 
     _SELECT_DECISION = SELECT_DECISION
-    _DEADLINE_ORDER = "COALESCE(deadline, '~')"
+    _DEADLINE_ORDER = "COALESCE(t.deadline, '~')"
+    _FIND_TEXT = "strpos"
+    _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(
         self,
@@ -206,45 +203,11 @@ class PostgresStore(
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def _probe_write(self) -> None:
-        async def write(tx: PostgresTx) -> None:
-            await tx.conn.execute(POSTGRES_PROBE, tx.now)
-
-        await self._write(write)
-
     async def _unchained(self, fn: Callable[[PostgresTx], Awaitable[T]]) -> T:
         """A write with no audit event, in a short transaction of its own: it needs neither the
         chain lock nor a place in a batch."""
         async with self.pool.acquire() as conn, conn.transaction():
             return await fn(PostgresTx(conn, format_ts(datetime.now(UTC)), (0, GENESIS)))
-
-    async def _write(self, fn: Callable[[PostgresTx], Awaitable[T]]) -> T:
-        """Run ``fn(tx)`` in the writer's next transaction; see `gateway.store.writer.Call`."""
-        result: T = await self._writer.call(fn)
-        return result
-
-    async def create_decision(
-        self,
-        decision: Decision,
-        events: Sequence[AuditDraft],
-        tasks: Sequence[ReviewTask],
-    ) -> tuple[Decision, bool]:
-        """Persist a decision with its audit events and review tasks in one transaction.
-
-        Returns ``(decision, True)`` once committed, or ``(existing, False)`` when the
-        application already has a decision with this non-empty idempotency key (written by
-        any replica, or earlier in the same batch); then nothing of this call is written.
-        """
-        self._check_running()
-        job = Create(
-            decision=decision,
-            row=codec.decision_row(decision),
-            drafts=[prepare_draft(e) for e in events],
-            tasks=[codec.task_row(t) for t in tasks],
-            fut=asyncio.get_running_loop().create_future(),
-        )
-        result: tuple[Decision, bool] = await self._writer.submit(job)
-        return result
 
     # -- the writer's side of a batch --------------------------------------------------------
 

@@ -11,15 +11,9 @@ fixed width, so text order is time order, and readable by anyone who opens the f
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
+from gateway.store import ddl
+from gateway.store.ddl import Migration
 
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -240,25 +234,9 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
     Migration(
         5,
         "0005_store_probe",
-        """
--- One row the readiness probe rewrites through the writer: a commit is the only proof that
--- commits work (a full disk still serves reads).
-CREATE TABLE store_probe (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    at TEXT NOT NULL
-);
-""",
+        ddl.STORE_PROBE,
     ),
 )
-
-
-_CREATE_TRACKING = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL,
-    applied_at TEXT NOT NULL
-)
-"""
 
 
 def split_statements(script: str) -> list[str]:
@@ -291,7 +269,7 @@ def apply_migrations(
     Raises:
         RuntimeError: the database was migrated by a newer version of the gateway.
     """
-    conn.execute(_CREATE_TRACKING)
+    conn.execute(ddl.CREATE_TRACKING)
     done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
     known = {m.version for m in migrations}
     newer = sorted(done - known)

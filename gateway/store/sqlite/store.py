@@ -30,20 +30,18 @@ import aiosqlite
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.chain import GENESIS
-from gateway.audit.drafts import prepare_draft
 from gateway.store import codec, failures, sql
 from gateway.store.accounts import AccountsMixin
 from gateway.store.base import StoreBase
 from gateway.store.erasure import ErasureMixin
-from gateway.store.probe import SQLITE_PROBE
 from gateway.store.protocol import AuditSide
 from gateway.store.qa import QAMixin
+from gateway.store.reviews import ReviewsMixin
 from gateway.store.sessions import SessionsMixin
 from gateway.store.sla import SlaMixin
 from gateway.store.sqlite.audit import CheckpointWriter, SQLiteAuditLog
 from gateway.store.sqlite.erasure import SQLiteErasureMixin
 from gateway.store.sqlite.migrations import apply_migrations
-from gateway.store.sqlite.reviews import SQLiteReviewsMixin
 from gateway.store.sqlite.sla import SQLiteSlaMixin
 from gateway.store.tx import SQLiteTx
 from gateway.store.writer import (
@@ -57,9 +55,7 @@ from gateway.store.writer import (
 )
 from gateway.timefmt import format_ts
 from gateway.types import (
-    AuditDraft,
     Decision,
-    ReviewTask,
 )
 
 T = TypeVar("T")
@@ -89,7 +85,7 @@ def idempotency_lookup_sql(n: int) -> str:
 
 class SQLiteStore(
     StoreBase,
-    SQLiteReviewsMixin,
+    ReviewsMixin,
     SQLiteSlaMixin,
     SlaMixin,
     QAMixin,
@@ -107,7 +103,9 @@ class SQLiteStore(
     """
 
     _SELECT_DECISION = codec.SELECT_DECISION
-    _DEADLINE_ORDER = "ifnull(deadline, '~')"  # as the queue index spells it
+    _DEADLINE_ORDER = "ifnull(t.deadline, '~')"  # as the queue index spells it
+    _FIND_TEXT = "instr"
+    _SKIP_LOCKED = ""  # one writer: nobody else holds the row
 
     def __init__(self, path: Path, *, max_batch: int = 256, readers: int = 2) -> None:
         if readers < 1:
@@ -183,44 +181,10 @@ class SQLiteStore(
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def create_decision(
-        self,
-        decision: Decision,
-        events: Sequence[AuditDraft],
-        tasks: Sequence[ReviewTask],
-    ) -> tuple[Decision, bool]:
-        """Persist a decision with its audit events and review tasks in one transaction.
-
-        Returns ``(decision, True)`` once committed, or ``(existing, False)`` when the
-        application already has a decision with this non-empty idempotency key (also when the
-        other one is in the same batch); then nothing of this call is written.
-        """
-        self._check_running()
-        job = Create(
-            decision=decision,
-            row=codec.decision_row(decision),
-            drafts=[prepare_draft(e) for e in events],
-            tasks=[codec.task_row(t) for t in tasks],
-            fut=asyncio.get_running_loop().create_future(),
-        )
-        result: tuple[Decision, bool] = await self._writer.submit(job)
-        return result
-
-    async def _probe_write(self) -> None:
-        async def write(tx: SQLiteTx) -> None:
-            tx.conn.execute(SQLITE_PROBE, (tx.now,)).close()
-
-        await self._write(write)
-
     async def _unchained(self, fn: Callable[[SQLiteTx], Awaitable[T]]) -> T:
         """A write with no audit event: through the writer all the same, the one connection
         that writes to the file."""
         return await self._write(fn)
-
-    async def _write(self, fn: Callable[[SQLiteTx], Awaitable[T]]) -> T:
-        """Run ``fn(tx)`` in the writer's next transaction; see `gateway.store.writer.Call`."""
-        result: T = await self._writer.call(fn)
-        return result
 
     # -- the writer's side of a batch --------------------------------------------------------
 

@@ -444,6 +444,39 @@ def test_idempotency_lookup_searches_the_index(tmp_path: Path) -> None:
     assert not any(x.startswith("SCAN d") for x in details), details
 
 
+async def test_deep_queue_page_searches_the_queue_index(tmp_path: Path) -> None:
+    """A page after a cursor is a range search on the queue index, not a scan of the items
+    before it: the deadline key must be spelled as the index spells it."""
+    store = SQLiteStore(tmp_path / "queue.db")
+    await store.start()
+    seen: list[tuple[str, list[object]]] = []
+    read = store._rows
+
+    async def recording(statement: str, params: object) -> list[object]:
+        seen.append((statement, list(params)))  # type: ignore[call-overload]
+        return await read(statement, params)  # type: ignore[arg-type]
+
+    store._rows = recording  # type: ignore[method-assign]
+    try:
+        await store.queue_page(
+            TaskKind.DECISION,
+            viewer="alice",
+            now=T0,
+            groups=("credit",),
+            after=("2025-03-01T10:00:00.000000Z", 1, 7),
+        )
+    finally:
+        await store.stop()
+    statement, params = seen[-1]
+    conn = sqlite3.connect(tmp_path / "queue.db")
+    try:
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params)]
+    finally:
+        conn.close()
+    assert any("USING INDEX review_tasks_queue (kind=? AND <expr>>?)" in x for x in plan), plan
+    assert not any("TEMP B-TREE" in x or x.startswith("SCAN t") for x in plan), plan
+
+
 async def test_cancelled_caller_does_not_disturb_the_writer(store: AnyStore) -> None:
     """A caller cancelled while waiting leaves its write committed and the writer running."""
     d = make_decision(idempotency_key="cancel-me")
