@@ -121,6 +121,15 @@ class Decision:
     """Approvals a held decision needs before it is approved (four-eyes when 2)."""
     review_deadline: datetime | None = None
     """When the review SLA passes, for held decisions."""
+    reject_approvals_needed: int = 0
+    """Distinct people who must agree on a rejection (0: as ``approvals_needed``)."""
+    blind: bool = False
+    """Reviewers see earlier verdicts only after giving theirs (the tier's ``blind``)."""
+    requested_by: str = ""
+    """The person on whose behalf the application asked (maker-checker: they never decide)."""
+    request_digest: str = ""
+    """SHA-256 of what the caller asked (application, input, subject, labels, requester), so a
+    reused idempotency key with other content is refused, not answered with this decision."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,6 +265,8 @@ class DecisionPipeline:
             labels=dict(cmd.labels),
             approvals_needed=out.tier.approvals if held else 0,
             review_deadline=deadline,
+            reject_approvals_needed=out.tier.reject_approvals if held else 0,
+            blind=held and out.tier.blind,
         )
         tasks: list[ReviewTask] = []
         if held:

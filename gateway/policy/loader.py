@@ -294,10 +294,13 @@ def _tier(rank: int, model: TierModel) -> TierSpec:
         rank=rank,
         reject=model.action == "reject",
         approvals=review.approvals if review else 1,
+        reject_approvals=(review.reject_approvals or review.approvals) if review else 1,
+        blind=review.blind if review else False,
         groups=tuple(review.groups) if review else ("reviewers",),
         sla=review.sla if review else None,
         on_timeout=review.on_timeout if review else None,
         require_approved_model=model.require_approved_model,
+        require_requester=model.require_requester,
     )
 
 

@@ -33,11 +33,18 @@ class TierSpec:
     rank: int
     reject: bool
     approvals: int
+    """Distinct people who must agree on an approval or an override."""
     groups: tuple[str, ...]
     sla: timedelta | None
     on_timeout: str | None
     """``approve``, ``reject`` or ``escalate`` when ``sla`` passes; None without an SLA."""
     require_approved_model: bool
+    reject_approvals: int = 1
+    """Distinct people who must agree on a rejection (at most ``approvals``)."""
+    blind: bool = False
+    """A reviewer sees earlier verdicts on a decision only after giving theirs."""
+    require_requester: bool = False
+    """Decide requests must name ``requested_by``."""
 
 
 @dataclass(frozen=True, slots=True)

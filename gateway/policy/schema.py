@@ -79,9 +79,16 @@ class ReviewModel(_Model):
     """How held decisions of a tier are reviewed."""
 
     approvals: int = Field(default=1, ge=1, le=10)
+    """Distinct people who must agree on any final outcome (approve, override, reject)."""
+    reject_approvals: int | None = Field(default=None, ge=1, le=10)
+    """People who must agree on a rejection; None: as many as ``approvals``."""
+    blind: bool = False
+    """A later reviewer sees earlier verdicts only after giving theirs."""
     groups: list[Name] = Field(default_factory=lambda: ["reviewers"], min_length=1)
     sla: Duration | None = None
     on_timeout: Literal["approve", "reject", "escalate"] | None = None
+    allow_approve_on_timeout: bool = False
+    """``on_timeout: approve`` is refused unless stated: nobody looked, yet it is approved."""
 
     @model_validator(mode="after")
     def _sla_and_timeout_together(self) -> ReviewModel:
@@ -89,6 +96,24 @@ class ReviewModel(_Model):
             raise _error("an sla needs on_timeout (approve, reject or escalate)", ("on_timeout",))
         if self.sla is None and self.on_timeout is not None:
             raise _error("on_timeout needs an sla", ("sla",))
+        if self.reject_approvals is not None and self.reject_approvals > self.approvals:
+            raise _error(
+                f"reject_approvals ({self.reject_approvals}) cannot exceed approvals "
+                f"({self.approvals})",
+                ("reject_approvals",),
+            )
+        if self.on_timeout == "approve" and self.approvals > 1:
+            raise _error(
+                f"on_timeout: approve would let an SLA breach replace the {self.approvals} "
+                "people this tier needs; use reject or escalate",
+                ("on_timeout",),
+            )
+        if self.on_timeout == "approve" and not self.allow_approve_on_timeout:
+            raise _error(
+                "on_timeout: approve approves decisions nobody looked at; state "
+                "allow_approve_on_timeout: true if that is intended",
+                ("on_timeout",),
+            )
         return self
 
 
@@ -96,6 +121,8 @@ class TierModel(_Model):
     name: Name
     action: Literal["reject"] | None = None
     require_approved_model: bool = False
+    require_requester: bool = False
+    """A Decide must name ``requested_by`` (maker-checker needs to know the maker)."""
     review: ReviewModel | None = None
     description: str = ""
 

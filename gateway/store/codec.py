@@ -55,6 +55,10 @@ DECISION_COLUMNS = (
     "labels",
     "approvals_needed",
     "review_deadline",
+    "reject_approvals_needed",
+    "blind",
+    "requested_by",
+    "request_digest",
 )
 
 TASK_COLUMNS = (
@@ -156,6 +160,10 @@ def decision_row(d: Decision) -> tuple[Any, ...]:
         dumps_str_map(d.labels),
         d.approvals_needed,
         ts_opt(d.review_deadline),
+        d.reject_approvals_needed,
+        int(d.blind),
+        d.requested_by,
+        d.request_digest,
     )
 
 
@@ -189,6 +197,10 @@ def decision_from_row(row: Sequence[Any], reviews_json: str | None) -> Decision:
         labels,
         approvals_needed,
         review_deadline,
+        reject_approvals_needed,
+        blind,
+        requested_by,
+        request_digest,
     ) = row
     model = None if backend is None else ModelRef(backend, name, version, Validation(validation))
     reviews: tuple[Review, ...] = ()
@@ -226,6 +238,10 @@ def decision_from_row(row: Sequence[Any], reviews_json: str | None) -> Decision:
         reviews=reviews,
         approvals_needed=approvals_needed,
         review_deadline=parse_ts_opt(review_deadline),
+        reject_approvals_needed=reject_approvals_needed,
+        blind=bool(blind),
+        requested_by=requested_by,
+        request_digest=request_digest,
     )
 
 

@@ -35,3 +35,13 @@ CREATE TABLE store_probe (
     at TEXT NOT NULL
 );
 """
+
+HUMAN_CONTROLS = """
+-- Four-eyes for every verdict and maker-checker: what the decision's tier asked when it was
+-- made (so a later policy cannot change who must agree), the person the application asked for,
+-- and the digest that keeps a reused idempotency key from returning another request's outcome.
+ALTER TABLE decisions ADD COLUMN reject_approvals_needed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE decisions ADD COLUMN blind INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE decisions ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE decisions ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
+"""

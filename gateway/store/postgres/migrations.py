@@ -219,6 +219,7 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
         "0003_store_probe",
         ddl.STORE_PROBE,
     ),
+    Migration(4, "0004_human_controls", ddl.HUMAN_CONTROLS),
 )
 
 

@@ -236,6 +236,7 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
         "0005_store_probe",
         ddl.STORE_PROBE,
     ),
+    Migration(6, "0006_human_controls", ddl.HUMAN_CONTROLS),
 )
 
 
