@@ -14,13 +14,13 @@ from gateway.audit.drafts import prepare_draft
 from gateway.errors import Conflict
 from gateway.store import codec, sql
 from gateway.store.tx import WriteTx
-from gateway.types import Account, ApiKey, AuditDraft, SwitchState
+from gateway.types import Account, ApiKey, AuditDraft
 
 T = TypeVar("T")
 
 
 class AccountsMixin:
-    """Accounts, API keys and kill switches for both stores (see the module docstring)."""
+    """Accounts and API keys for both stores (see the module docstring)."""
 
     if TYPE_CHECKING:
 
@@ -82,19 +82,3 @@ class AccountsMixin:
             return True
 
         return await self._write(revoke)
-
-    # -- kill switches -----------------------------------------------------------------------
-
-    async def set_switch(self, state: SwitchState, event: AuditDraft) -> None:
-        """Pause or resume an application or backend, with its audit event."""
-        draft = prepare_draft(event)
-        row = codec.switch_row(state)
-
-        async def put(tx: WriteTx) -> None:
-            await tx.execute(sql.UPSERT_SWITCH, *row)
-            await tx.append([draft])
-
-        await self._write(put)
-
-    async def list_switches(self) -> list[SwitchState]:
-        return [codec.switch_from_row(tuple(r)) for r in await self._rows(sql.SELECT_SWITCHES, ())]

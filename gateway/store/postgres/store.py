@@ -57,6 +57,7 @@ from gateway.store.reads import decision
 from gateway.store.reviews import ReviewsMixin
 from gateway.store.sessions import SessionsMixin
 from gateway.store.sla import SlaMixin
+from gateway.store.switches import SwitchesMixin
 from gateway.store.tx import PostgresTx
 from gateway.store.writer import (
     Create,
@@ -93,6 +94,7 @@ class PostgresStore(
     SlaMixin,
     QAMixin,
     AccountsMixin,
+    SwitchesMixin,
     ErasureMixin,
     SessionsMixin,
 ):

@@ -43,6 +43,7 @@ from gateway.store.sqlite.audit import CheckpointWriter, SQLiteAuditLog
 from gateway.store.sqlite.erasure import SQLiteErasureMixin
 from gateway.store.sqlite.migrations import apply_migrations
 from gateway.store.sqlite.sla import SQLiteSlaMixin
+from gateway.store.switches import SwitchesMixin
 from gateway.store.tx import SQLiteTx
 from gateway.store.writer import (
     Create,
@@ -90,6 +91,7 @@ class SQLiteStore(
     SlaMixin,
     QAMixin,
     AccountsMixin,
+    SwitchesMixin,
     SQLiteErasureMixin,
     ErasureMixin,
     SessionsMixin,
