@@ -290,3 +290,38 @@ backends:
     policies = load_policies(write_policies(backends=text))
     assert policies.backends["draft"].validation is Validation.PENDING
     assert policies.backends["scorer"].model == "m"
+
+
+def test_approve_on_timeout_is_refused_on_a_four_eyes_tier(write_policies: WritePolicies) -> None:
+    """on_timeout: approve on a two-approval tier names file, line and field, even if allowed."""
+    tiers = TIERS.replace(
+        "sla: 4h, on_timeout: reject}",
+        "sla: 4h, on_timeout: approve, allow_approve_on_timeout: true}",
+    )
+    error = _error(write_policies(tiers=tiers))
+    assert (error.location, error.field) == ("tiers.yaml:5", "tiers[1].review.on_timeout")
+    assert "2 people" in error.message
+
+
+def test_approve_on_timeout_needs_to_be_stated(write_policies: WritePolicies) -> None:
+    """on_timeout: approve on a one-approval tier is refused unless the tier allows it."""
+    tiers = TIERS.replace("sla: 1h, on_timeout: escalate}", "sla: 1h, on_timeout: approve}")
+    error = _error(write_policies(tiers=tiers))
+    assert error.field == "tiers[2].review.on_timeout"
+    assert error.location.startswith("tiers.yaml:")
+    assert "allow_approve_on_timeout" in error.message
+    allowed = tiers.replace(
+        "on_timeout: approve}", "on_timeout: approve, allow_approve_on_timeout: true}"
+    )
+    assert load_policies(write_policies(tiers=allowed)).tier("limited").on_timeout == "approve"
+
+
+def test_reject_approvals_cannot_exceed_approvals(write_policies: WritePolicies) -> None:
+    """reject_approvals above approvals is refused naming the field; unset means approvals."""
+    tiers = TIERS.replace("{approvals: 2,", "{approvals: 2, reject_approvals: 3,")
+    error = _error(write_policies(tiers=tiers))
+    assert error.field == "tiers[1].review.reject_approvals"
+    policies = load_policies(write_policies())
+    assert policies.tier("high").reject_approvals == 2
+    one = TIERS.replace("{approvals: 2,", "{approvals: 2, reject_approvals: 1,")
+    assert load_policies(write_policies(tiers=one)).tier("high").reject_approvals == 1
