@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
 from datetime import timedelta
 
 import grpc
@@ -83,6 +84,7 @@ class Gateway:
         self._checkpointer: Checkpointer | None = None
         self._sweeper: SlaSweeper | None = None
         self._session_purger: SessionPurger | None = None
+        self._switches: KillSwitches | None = None
         self.notifier = Notifier()
         self._remote_fetches: set[asyncio.Task[None]] = set()
 
@@ -136,7 +138,8 @@ class Gateway:
             app_backends=application_backends(self.policies.applications.values(), self._backends),
             store=self.store,
             notifier=self.notifier,
-            paused=lambda: self.switches.paused_applications,
+            # The fleet's state as this process follows it; refuses while unconfirmed.
+            paused=self._current_switches,
             vault=self.vault,
         )
         self.reviews = ReviewService(self.store, self.notifier)
@@ -155,13 +158,17 @@ class Gateway:
             store=s.store_url.split("://", 1)[0],
         )
 
+    async def _current_switches(self) -> Mapping[str, bool]:
+        """The switches are built with the reviewing side, after the pipeline."""
+        return await self.switches.current()
+
     async def _start_reviewing(self) -> None:
         """Switches, accounts (with the first admin), the queue, SLA sweeper, session purger."""
         s = self.settings
         # Every store the gateway opens implements the review queue's part of the protocol.
         store = self.store
-        self.switches = KillSwitches(store, self.policies)
-        await self.switches.load()
+        self._switches = self.switches = KillSwitches(store, self.policies)
+        await self.switches.start()
         self.accounts = AccountService(store)
         password = await self.accounts.ensure_admin(s.admin_password or None)
         if password is not None:
@@ -230,7 +237,8 @@ class Gateway:
         auditor = AuditServicer(self.audit, public_key_pem(self.signer.public_key))
         server.add_generic_rpc_handlers((auditor.handler(self.auth),))
         erasure = SubjectErasure(self.store, self.limits.max_id_length)
-        server.add_generic_rpc_handlers((AdminServicer(erasure).handler(self.auth),))
+        admin = AdminServicer(erasure, self.switches)
+        server.add_generic_rpc_handlers((admin.handler(self.auth),))
         inference = InferenceService(self.pipeline, self._backends, self.readiness)
         inferer = InferenceServicer(inference, self.limits)
         server.add_generic_rpc_handlers((inferer.handler(self.auth),))
@@ -315,6 +323,9 @@ class Gateway:
         checks = {"store": store is not None and not self._stopped and await store.probe()}
         if store is not None:
             checks.update(store.readiness_checks())
+        if self._switches is not None:
+            # Unconfirmed kill switch state refuses every decision (`KillSwitches.current`).
+            checks["switches"] = self._switches.confirmed()
         return checks
 
     async def _can_record(self) -> bool:
@@ -342,6 +353,8 @@ class Gateway:
             await self._grpc.stop(grace)
         if self._http is not None:
             await self._http.stop()
+        if self._switches is not None:  # followed until no call can ask any more
+            await self._switches.stop()
         for backend in self._backends.values():
             await backend.stop()
         if self._remote_fetches:

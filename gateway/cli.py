@@ -1,4 +1,4 @@
-"""Command line: ``hitl-gateway serve | demo | policy … | keys … | audit …``.
+"""Command line: ``hitl-gateway serve | demo | policy … | keys … | audit … | users … | switch …``.
 
 Every subcommand resolves settings the same way (flags > ``HITL_*`` > config file > defaults), so
 all of them act on the same data directory and store.
@@ -321,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli_users import add_users_parser
 
     add_users_parser(sub, _common, _settings)
+
+    from gateway.cli_switch import add_switch_parser
+
+    add_switch_parser(sub, _common, _settings, _cli_actor)
     return parser
 
 

@@ -108,12 +108,14 @@ def _request(
     idempotency_key: str,
     labels: Mapping[str, str] | None,
     wait: float,
+    requested_by: str,
 ) -> pb.DecideRequest:
     req = pb.DecideRequest(
         application=application,
         subject_ref=subject_ref,
         idempotency_key=idempotency_key,
         labels=dict(labels or {}),
+        requested_by=requested_by,
     )
     req.input.update(dict(input))
     if wait > 0:
@@ -148,12 +150,17 @@ class AsyncGatewayClient:
         idempotency_key: str = "",
         labels: Mapping[str, str] | None = None,
         wait: float = 0.0,
+        requested_by: str = "",
     ) -> Decision:
         """Ask for a decision; with ``wait`` > 0, block up to that long for a human verdict.
 
+        ``requested_by`` names the person on whose behalf the application asks (the loan
+        officer, the agent); tiers with ``require_requester`` refuse a request without it.
+
         When the gateway's store could not commit, the call is retried with the same
         idempotency key (a random one when none is given), so it makes at most one decision;
-        see `gateway.client_retry`.
+        see `gateway.client_retry`. A key already used for another request is refused with
+        ALREADY_EXISTS (`GatewayCallError.decision_id` names the first decision).
         """
         req = _request(
             application,
@@ -162,6 +169,7 @@ class AsyncGatewayClient:
             idempotency_key=idempotency_key or new_idempotency_key(),
             labels=labels,
             wait=wait,
+            requested_by=requested_by,
         )
         attempt = 1
         while True:
@@ -246,6 +254,7 @@ class GatewayClient:
         idempotency_key: str = "",
         labels: Mapping[str, str] | None = None,
         wait: float = 0.0,
+        requested_by: str = "",
     ) -> Decision:
         """Like `AsyncGatewayClient.decide`, retries included."""
         req = _request(
@@ -255,6 +264,7 @@ class GatewayClient:
             idempotency_key=idempotency_key or new_idempotency_key(),
             labels=labels,
             wait=wait,
+            requested_by=requested_by,
         )
         attempt = 1
         while True:

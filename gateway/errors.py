@@ -59,6 +59,23 @@ class Conflict(FailedPrecondition):
     """A concurrent change won (e.g. a decision became final meanwhile)."""
 
 
+class AlreadyExists(GatewayError):
+    """An idempotency key already names a decision made for another request.
+
+    ``key`` is the idempotency key and ``decision_id`` the decision it was first used for: a
+    retry must send the same request, and a new request needs a new key.
+    """
+
+    def __init__(self, key: str, decision_id: str) -> None:
+        super().__init__(
+            f"idempotency_key {key!r} was already used for decision {decision_id} with another "
+            "request (application, input, subject_ref, labels or requested_by differ); "
+            "use a new key for a new request"
+        )
+        self.key = key
+        self.decision_id = decision_id
+
+
 class ModelUnavailable(GatewayError):
     """The model failed and the policy says reject; the decision exists and is recorded."""
 

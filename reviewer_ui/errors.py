@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from gateway.errors import (
+    AlreadyExists,
     Conflict,
     GatewayError,
     InvalidInput,
@@ -30,6 +31,7 @@ HTTP_STATUS: dict[type[GatewayError], int] = {
     PermissionDenied: 403,
     NotFound: 404,
     Conflict: 409,
+    AlreadyExists: 409,
     RateLimited: 429,
     # Nothing was recorded; a retry may succeed once the store is back.
     StoreUnavailable: 503,

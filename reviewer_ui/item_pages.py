@@ -2,7 +2,11 @@
 
 A refused verdict or opinion (invalid, taken meanwhile, not this reviewer's to give) goes back to
 the item with the reason as a message, so the reviewer keeps their place; other refusals show as
-an error page through the guard.
+an error page through the guard (an item requested for the account itself: maker-checker).
+
+The page shows what the earlier verdicts propose and who agree (`gateway.core.reviews`), and the
+override form starts from the proposed override, so confirming it is one click and a reason. On
+a blind tier the view the core gives holds no earlier verdicts until the account gave its own.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.core.queue import ItemView, ReviewQueue
+from gateway.core.reviews import Agreement, agreement
 from gateway.errors import Conflict, InvalidInput, PermissionDenied
 from gateway.policy import PolicySet
-from gateway.types import Account, TaskKind, Verdict
+from gateway.types import Account, Decision, JSONObject, Review, TaskKind, Verdict
 from reviewer_ui.charts import explanation_chart
 from reviewer_ui.protocol import Pages
 from reviewer_ui.sessions import Session
@@ -83,19 +88,24 @@ class _ItemRoutes:
     def _context(self, view: ItemView) -> dict[str, Any]:
         """What the item template shows of ``view`` beside the view itself."""
         d = view.decision
+        # The override form offers the output's plain values (nested ones stay as they are),
+        # pre-filled with the override the earlier verdicts propose, when there is one.
+        start = {**(d.model_output or {}), **(view.proposed_output or {})}
         return {
             "view": view,
             "d": d,
             "tier": next((t for t in self.policies.tiers if t.name == d.tier), None),
             "input": view.input,
             "chart": explanation_chart(d.model_output),
-            # The override form offers the output's plain values; nested ones stay as they are.
             "editable": {
                 k: v
-                for k, v in (d.model_output or {}).items()
-                if isinstance(v, int | float | str | bool)
+                for k, v in start.items()
+                if k in (d.model_output or {}) and isinstance(v, int | float | str | bool)
             },
-            "approvals": sum(1 for r in d.reviews if r.verdict is Verdict.APPROVE),
+            "verdicts": [(r, _changes(d, r)) for r in d.reviews],
+            "agreement": view.agreement,
+            "proposal": _proposal(d, view.agreement) if view.agreement else "",
+            "rejects_needed": max(d.reject_approvals_needed or d.approvals_needed, 1),
         }
 
     async def verdict(self, request: Request) -> Response:
@@ -118,7 +128,12 @@ class _ItemRoutes:
             if result.status.is_final:
                 msg = f"Decision {decision_id} is now {result.status.value}."
             else:
-                msg = f"Approval recorded for {decision_id}; a second reviewer must approve too."
+                agreed = agreement(result)
+                msg = (
+                    f"Your {verdict.value} on {decision_id} is recorded: {len(agreed.people)} of "
+                    f"{agreed.needed} people agree on {_proposal(result, agreed)}; the next "
+                    "verdict must come from a different reviewer."
+                )
             s.flash.append(("ok", msg))
             return self.pages.redirect(r, s, "/")
 
@@ -146,3 +161,22 @@ class _ItemRoutes:
             return self.pages.redirect(r, s, "/qa" if kind is TaskKind.QA else "/")
 
         return await self.pages.guard(request, release, post=True)
+
+
+def _changes(d: Decision, review: Review) -> JSONObject:
+    """The fields an override changed in the model's output (empty for other verdicts)."""
+    model = d.model_output or {}
+    return {k: v for k, v in (review.output or {}).items() if model.get(k) != v}
+
+
+def _proposal(d: Decision, agreed: Agreement) -> str:
+    """What the earlier verdicts propose, in words: ``override (score = 0.9)``."""
+    if agreed.verdict is None:
+        return "nothing yet"
+    if agreed.verdict is not Verdict.OVERRIDE:
+        return agreed.verdict.value
+    model = d.model_output or {}
+    changed = ", ".join(
+        f"{k} = {v}" for k, v in sorted((agreed.output or {}).items()) if model.get(k) != v
+    )
+    return f"override ({changed})"

@@ -15,8 +15,8 @@ from google.protobuf import struct_pb2
 
 from gateway._pb.hitl.gateway.v1 import gateway_pb2 as pb
 from gateway.convert.decision import decision_to_pb as decision_to_pb
-from gateway.core.limits import InputLimits
-from gateway.core.pipeline import DecideCommand
+from gateway.core.command import DecideCommand
+from gateway.core.limits import InputLimits, requester
 from gateway.errors import InvalidInput, TooLarge
 
 
@@ -119,6 +119,7 @@ def decide_command(req: pb.DecideRequest, limits: InputLimits) -> DecideCommand:
         idempotency_key=req.idempotency_key,
         labels=labels,
         wait=wait,
+        requested_by=requester(req.requested_by, "requested_by", limits),
     )
 
 

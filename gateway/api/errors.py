@@ -17,6 +17,7 @@ STATUS: dict[type[BaseException], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
@@ -45,7 +46,8 @@ def trailers_for(exc: BaseException) -> tuple[tuple[str, str], ...]:
     """Trailing metadata: the decision an error refers to, or when to retry.
 
     Every error raised after a decision was recorded carries its id as ``decision_id``
-    (ModelUnavailable, DecisionRefused, DecisionPending).
+    (ModelUnavailable, DecisionRefused, DecisionPending), and AlreadyExists names the decision
+    its idempotency key was first used for.
     """
     if isinstance(exc, errors.RateLimited | errors.StoreUnavailable):
         return ((RETRY_PUSHBACK_KEY, str(max(1, round(exc.retry_after * 1000)))),)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gateway._pb.inference import grpc_service_pb2 as pb
 from gateway.core.inference import InferCommand, InferResult
-from gateway.core.limits import InputLimits
+from gateway.core.limits import InputLimits, requester
 from gateway.errors import InvalidInput, TooLarge
 from gateway.oip.tensors import Tensor, TensorError
 from gateway.oip.wire import read_tensor, to_raw
@@ -20,7 +20,10 @@ __all__ = ["infer_command", "infer_response", "model_metadata"]
 SUBJECT_REF = "subject_ref"
 """Request parameter (string) recorded as the decision's subject reference."""
 IDEMPOTENCY_KEY = "idempotency_key"
-"""Request parameter (string): a retried request with the same key gets the same decision."""
+"""Request parameter (string): a retried request with the same key gets the same decision; the
+key used again for other tensors or parameters is refused with ALREADY_EXISTS."""
+REQUESTED_BY = "requested_by"
+"""Request parameter (string): the person on whose behalf the caller asks, as in ``Decide``."""
 
 
 def _string_param(request: pb.ModelInferRequest, name: str, limits: InputLimits) -> str:
@@ -69,6 +72,9 @@ def infer_command(request: pb.ModelInferRequest, wait: float, limits: InputLimit
         wait=wait,
         subject_ref=_string_param(request, SUBJECT_REF, limits),
         idempotency_key=_string_param(request, IDEMPOTENCY_KEY, limits),
+        requested_by=requester(
+            _string_param(request, REQUESTED_BY, limits), f"parameters[{REQUESTED_BY}]", limits
+        ),
     )
 
 

@@ -38,6 +38,11 @@ class EventType(StrEnum):
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
     ACCOUNT_CREATED = "account.created"
+    ACCOUNT_DISABLED = "account.disabled"
+    """Its UI sessions were ended and its review leases released in the same transaction."""
+    ACCOUNT_ENABLED = "account.enabled"
+    ACCOUNT_ROLE_CHANGED = "account.role_changed"
+    ACCOUNT_GROUPS_CHANGED = "account.groups_changed"
     SWITCH_PAUSED = "switch.paused"
     SWITCH_RESUMED = "switch.resumed"
 

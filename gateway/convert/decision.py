@@ -80,6 +80,7 @@ def decision_to_pb(d: Decision) -> pb.Decision:
         subject_ref=d.subject_ref,
         labels=d.labels,
         approvals_needed=d.approvals_needed,
+        requested_by=d.requested_by,
     )
     # Always present, so an erased input reads as an explicit empty object, not a missing one.
     msg.input.SetInParent()
@@ -158,4 +159,5 @@ def decision_from_pb(msg: pb.Decision) -> Decision:
         ),
         approvals_needed=msg.approvals_needed,
         review_deadline=_datetime(msg.review_deadline) if msg.HasField("review_deadline") else None,
+        requested_by=msg.requested_by,
     )

@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -23,9 +24,16 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from gateway.audit.events import EventType
 from gateway.audit.events import event as audit_event
 from gateway.core.auth import AUDIT_ROLES
-from gateway.errors import InvalidInput, PermissionDenied, RateLimited, Unauthenticated
-from gateway.store.protocol import ReviewStore
-from gateway.types import Account, Role
+from gateway.errors import (
+    FailedPrecondition,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+)
+from gateway.store.protocol import AccountChanges, ReviewStore
+from gateway.types import Account, JSONObject, Role
 
 log = structlog.get_logger("gateway.accounts")
 
@@ -150,11 +158,37 @@ def _validate(name: str, groups: tuple[str, ...], password: str) -> None:
         raise InvalidInput(
             "name", "1-64 letters, digits or . _ @ -, starting with a letter or digit"
         )
+    _validate_groups(groups)
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput("password", f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
+
+
+def _validate_groups(groups: tuple[str, ...]) -> None:
     for i, group in enumerate(groups):
         if not _GROUP.fullmatch(group):
             raise InvalidInput(f"groups[{i}]", f"invalid group name {group!r}")
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput("password", f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
+
+
+def removes_admin(before: Account, after: Account) -> bool:
+    """Whether changing ``before`` into ``after`` takes away an enabled admin (disabling or
+    demoting one): refused when it is the last, so someone can still run the kill switch."""
+    was = before.role is Role.ADMIN and not before.disabled
+    return was and (after.disabled or after.role is not Role.ADMIN)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountChange:
+    """The outcome of disabling, enabling, re-roling or re-grouping an account."""
+
+    before: Account
+    after: Account
+    """The account as stored now (``before`` itself when nothing changed)."""
+    changes: AccountChanges | None
+    """What the change ended beside the row; None when it was already so (no event)."""
+
+    @property
+    def changed(self) -> bool:
+        return self.changes is not None
 
 
 class AccountService:
@@ -195,6 +229,85 @@ class AccountService:
 
     async def get(self, name: str) -> Account | None:
         return await self._store.get_account(name)
+
+    async def all_accounts(self) -> list[Account]:
+        """Every account, by name."""
+        return await self._store.list_accounts()
+
+    async def disable(self, name: str, *, actor: str) -> AccountChange:
+        """Disable an account (audited): its UI sessions end and its review leases are released
+        in the same transaction, so its next request is refused and others may claim at once.
+
+        Raises:
+            NotFound: No such account.
+            FailedPrecondition: It is the last enabled admin.
+            Conflict: It changed meanwhile.
+        """
+        return await self._change(name, actor, EventType.ACCOUNT_DISABLED, disabled=True)
+
+    async def enable(self, name: str, *, actor: str) -> AccountChange:
+        """Enable a disabled account again (audited); raises as `disable` does."""
+        return await self._change(name, actor, EventType.ACCOUNT_ENABLED, disabled=False)
+
+    async def set_role(self, name: str, role: Role, *, actor: str) -> AccountChange:
+        """Give an account another role (audited), keeping its groups. An open session acts
+        with the new role from its next request (the UI re-reads the account each time).
+
+        Raises:
+            NotFound: No such account.
+            FailedPrecondition: It would demote the last enabled admin.
+            Conflict: It changed meanwhile.
+        """
+        return await self._change(name, actor, EventType.ACCOUNT_ROLE_CHANGED, role=role)
+
+    async def set_groups(self, name: str, groups: tuple[str, ...], *, actor: str) -> AccountChange:
+        """Replace an account's review groups (audited), validated as `create` validates them.
+
+        Raises:
+            InvalidInput: A group name of the wrong shape.
+            NotFound: No such account.
+            Conflict: It changed meanwhile.
+        """
+        groups = tuple(dict.fromkeys(groups))
+        _validate_groups(groups)
+        return await self._change(name, actor, EventType.ACCOUNT_GROUPS_CHANGED, groups=groups)
+
+    async def _change(
+        self,
+        name: str,
+        actor: str,
+        type: EventType,
+        *,
+        disabled: bool | None = None,
+        role: Role | None = None,
+        groups: tuple[str, ...] | None = None,
+    ) -> AccountChange:
+        before = await self._store.get_account(name)
+        if before is None:
+            raise NotFound("account", name)
+        after = replace(
+            before,
+            disabled=before.disabled if disabled is None else disabled,
+            role=before.role if role is None else role,
+            groups=before.groups if groups is None else groups,
+        )
+        if after == before:
+            return AccountChange(before, before, None)
+        keep_admin = removes_admin(before, after)
+        if keep_admin and not any(
+            a.role is Role.ADMIN and not a.disabled and a.name != name
+            for a in await self._store.list_accounts()
+        ):
+            raise FailedPrecondition(
+                f"{name} is the last enabled admin: without one nobody can run "
+                "the kill switch in the reviewer UI; enable or add another admin first"
+            )
+        event = audit_event(type, "", actor, _payload(type, before, after))
+        # keep_admin: the store counts the other admins again inside its transaction, so two
+        # changes at once (two admins disabling each other) cannot both pass the check above.
+        changes = await self._store.change_account(before, after, event, keep_admin=keep_admin)
+        log.info("account.changed", name=name, type=type.value, actor=actor)
+        return AccountChange(before, after, changes)
 
     async def authenticate(self, name: str, password: str, client: str) -> Account:
         """The account when ``password`` matches.
@@ -244,3 +357,15 @@ class AccountService:
         generated = password or secrets.token_urlsafe(18)
         await self.create("admin", Role.ADMIN, generated, actor="system")
         return None if password else generated
+
+
+def _payload(type: EventType, before: Account, after: Account) -> JSONObject:
+    """What an account change's event records: the account, and the old and new values."""
+    payload: JSONObject = {"name": before.name}
+    if type is EventType.ACCOUNT_ROLE_CHANGED:
+        payload.update(old_role=before.role.value, new_role=after.role.value)
+    elif type is EventType.ACCOUNT_GROUPS_CHANGED:
+        payload.update(old_groups=list(before.groups), new_groups=list(after.groups))
+    else:  # disabled or enabled: what the account could do, for the reader of the trail
+        payload.update(disabled=after.disabled, role=after.role.value, groups=list(after.groups))
+    return payload

@@ -1,7 +1,9 @@
 """Erasure of a data subject's personal data on request, recorded in the audit trail.
 
-What is erased: the stored input of every decision made about the subject and the payloads of
-those decisions' audit events (which carry the masked input, outputs and review reasons). What
+What is erased: the stored input of every decision made about the subject, its request digest
+(the SHA-256 its idempotency key is bound to, which a search over likely inputs could reverse),
+and the payloads of those decisions' audit events (which carry the masked input, outputs and
+review reasons). What
 stays: the decision rows (status, outcome, who decided and when) as the record of what was
 decided, and the hash chain, which covers each payload only by its digest and so still
 verifies. The erasure itself is an audit event, ``subject.erased``, naming the subject only by
@@ -31,7 +33,7 @@ MAX_REASON = 500
 @dataclass(frozen=True, slots=True)
 class ErasureResult:
     decisions: int
-    """Decisions whose stored input was overwritten by this request."""
+    """Decisions whose stored input was overwritten (or digest blanked) by this request."""
     events: int
     """Audit events whose payload was erased by this request."""
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from gateway.backends.protocol import ModelBackend
 from gateway.core.auth import Principal
-from gateway.core.pipeline import DecideCommand, DecisionPipeline
+from gateway.core.command import DecideCommand
+from gateway.core.pipeline import DecisionPipeline
 from gateway.errors import (
     DecisionPending,
     DecisionRefused,
@@ -43,6 +44,8 @@ class InferCommand:
     wait: float = DEFAULT_MAX_WAIT
     subject_ref: str = ""
     idempotency_key: str = ""
+    requested_by: str = ""
+    """The person on whose behalf the caller asks (validated, as ``DecideCommand``'s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ class InferenceService:
                 input=fields,
                 subject_ref=cmd.subject_ref,
                 idempotency_key=cmd.idempotency_key,
+                requested_by=cmd.requested_by,
                 wait=cmd.wait,
             ),
             principal,

@@ -2,6 +2,11 @@
 
 Fail closed everywhere: an error while evaluating a condition or calling the model never
 approves; it follows the application's ``on_model_error`` (review or reject).
+
+Idempotency (`gateway.core.idempotency`): a call with a key gets the decision made for it only
+when it asks the same thing. The check runs where the key is found: the lookup before the model
+call, and the writer's own duplicate detection (a concurrent call, or another replica, that
+recorded the key first).
 """
 
 from __future__ import annotations
@@ -9,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
@@ -21,11 +25,18 @@ from gateway.audit.events import EventType, current_trace_ids
 from gateway.audit.events import event as audit_event
 from gateway.backends.protocol import ModelBackend, ModelError
 from gateway.core.auth import Principal
+from gateway.core.command import DecideCommand
+from gateway.core.idempotency import check_same_request, request_digest
 from gateway.core.ids import new_decision_id
-from gateway.core.masking import mask
 from gateway.core.notifier import Change, Notifier
+from gateway.core.record import created_payload, review_task
 from gateway.core.vault import Vault
-from gateway.errors import FailedPrecondition, ModelUnavailable, NotFound
+from gateway.errors import (
+    FailedPrecondition,
+    InvalidInput,
+    ModelUnavailable,
+    NotFound,
+)
 from gateway.policy import ApplicationPolicy, PolicyEvalError, PolicySet, TierSpec
 from gateway.store.protocol import Store
 from gateway.telemetry import metrics
@@ -48,15 +59,19 @@ _ROUTE_STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class DecideCommand:
-    application: str
-    input: JSONObject
-    subject_ref: str = ""
-    idempotency_key: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    wait: float = 0.0
-    """Seconds to block for a human verdict when the decision is held."""
+def _check_requester(app: ApplicationPolicy, tier: TierSpec, cmd: DecideCommand) -> None:
+    """Refuse, before the model is called and before anything is written, a request without
+    ``requested_by`` when its tier needs one (maker-checker needs to know the maker)."""
+    if tier.require_requester and not cmd.requested_by:
+        raise InvalidInput(
+            "requested_by",
+            f"is required: application {app.id!r} classified this request into tier "
+            f"{tier.name!r}, which needs the person on whose behalf it is made",
+        )
+
+
+async def _nothing_paused() -> Mapping[str, bool]:
+    return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +95,12 @@ class DecisionPipeline:
         notifier: Notifier,
         sampler: Callable[[], float] = random.random,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        paused: Callable[[], Mapping[str, bool]] = dict,
+        paused: Callable[[], Awaitable[Mapping[str, bool]]] = _nothing_paused,
         vault: Vault | None = None,
     ) -> None:
-        """``paused`` gives the kill switch's paused application ids (an in-memory mapping),
-        each to True when its backend is paused too, so the model must not be called.
+        """``paused`` gives the kill switch's paused application ids (in memory while the
+        fleet's state is confirmed), each to True when its backend is paused too, so the model
+        must not be called; it raises `StoreUnavailable` when the state cannot be confirmed.
         ``vault`` seals each application's ``sensitive_fields`` before they are stored."""
         self._vault = vault
         self._policies = policies
@@ -115,19 +131,25 @@ class DecisionPipeline:
         principal.require_application(app.id)
         if app.input_schema is not None:
             app.input_schema.check(cmd.input)
+        # Only a decision with a key stores a digest: without one it would never be compared,
+        # and it is a digest of personal data.
+        digest = request_digest(cmd) if cmd.idempotency_key else ""
         if cmd.idempotency_key:
             existing = await self._store.find_by_idempotency_key(app.id, cmd.idempotency_key)
             if existing is not None:
+                check_same_request(existing, cmd, digest)
                 return await self._maybe_wait(existing, cmd.wait), False
 
-        backend_paused = self._paused().get(app.id)
+        backend_paused = (await self._paused()).get(app.id)
         if backend_paused is not None:
             outcome = await self._paused_outcome(app, cmd, backend_paused)
         else:
             outcome = await self._evaluate(app, cmd)
         decision_id = new_decision_id()
         with self._notifier.subscribe(decision_id) as changes:
-            decision, created = await self._persist(decision_id, app, cmd, outcome, principal)
+            decision, created = await self._persist(
+                decision_id, app, cmd, outcome, principal, digest
+            )
             if created:
                 metrics.decision_created(app.id, decision.tier, decision.status.value)
                 log.debug(
@@ -140,6 +162,9 @@ class DecisionPipeline:
                 )
                 self._notifier.publish(decision)
             else:
+                # The writer found the key recorded meanwhile (a concurrent call, or another
+                # replica): the same check as the lookup above.
+                check_same_request(decision, cmd, digest)
                 return await self._maybe_wait(decision, cmd.wait), False
             if outcome.model_failed and decision.status is Status.REJECTED:
                 raise ModelUnavailable("model unavailable; rejected by policy", decision.id)
@@ -154,10 +179,13 @@ class DecisionPipeline:
             with child_span("classify", application=app.id):
                 cls = app.classify(cmd.input, labels)
         except PolicyEvalError as exc:
-            # The request might have escalated: hold it at the strictest tier it could reach.
+            # The request might have escalated: hold it at the strictest tier it could reach,
+            # and ask for what that tier asks.
             tier = _strictest_reviewable(app)
+            _check_requester(app, tier, cmd)
             return self._fail_closed(app, tier, (), f"{exc.rule} failed: {exc}", None)
         tier = cls.tier
+        _check_requester(app, tier, cmd)
         if tier.reject:
             rule = f"tier:{tier.name}"
             return _Outcome(tier, Status.REJECTED, rule, cls.reasons, None, False)
@@ -203,6 +231,7 @@ class DecisionPipeline:
                 tier = app.classify(cmd.input, dict(cmd.labels)).tier
             except PolicyEvalError:
                 tier = _strictest_reviewable(app)
+            _check_requester(app, tier, cmd)
             why = f"backend {app.backend.name!r} paused: held for review without calling it"
             if tier.reject:
                 return _Outcome(tier, Status.REJECTED, f"tier:{tier.name}", (), None, False)
@@ -236,6 +265,7 @@ class DecisionPipeline:
         cmd: DecideCommand,
         out: _Outcome,
         principal: Principal,
+        digest: str,
     ) -> tuple[Decision, bool]:
         now = self._clock()
         trace_id, _ = current_trace_ids()
@@ -267,17 +297,19 @@ class DecisionPipeline:
             review_deadline=deadline,
             reject_approvals_needed=out.tier.reject_approvals if held else 0,
             blind=held and out.tier.blind,
+            requested_by=cmd.requested_by,
+            request_digest=digest,
         )
         tasks: list[ReviewTask] = []
         if held:
-            tasks.append(_task(decision, TaskKind.DECISION, out.tier, deadline))
+            tasks.append(review_task(decision, TaskKind.DECISION, out.tier, deadline))
         elif out.rule.startswith("route") and self._sampler() < app.sample_for_review:
-            tasks.append(_task(decision, TaskKind.QA, out.tier, None))
+            tasks.append(review_task(decision, TaskKind.QA, out.tier, None))
         event = audit_event(
             EventType.DECISION_CREATED,
             decision_id,
             principal.actor,
-            _created_payload(decision, app, bool(tasks and not held)),
+            created_payload(decision, app, bool(tasks and not held)),
             ts=now,
         )
         with child_span("commit"):
@@ -349,44 +381,3 @@ async def _wait_final(decision: Decision, changes: asyncio.Queue[Change], wait: 
             break
         current = change
     return current
-
-
-def _task(
-    decision: Decision, kind: TaskKind, tier: TierSpec, deadline: datetime | None
-) -> ReviewTask:
-    return ReviewTask(
-        decision_id=decision.id,
-        kind=kind,
-        application=decision.application,
-        tier=tier.name,
-        groups=tier.groups,
-        deadline=deadline,
-        created_at=decision.created_at,
-        tier_rank=tier.rank,
-    )
-
-
-def _created_payload(decision: Decision, app: ApplicationPolicy, sampled: bool) -> dict[str, Any]:
-    model = decision.model
-    return {
-        "application": decision.application,
-        "tier": decision.tier,
-        "status": decision.status.value,
-        "rule": decision.rule,
-        "reasons": list(decision.reasons),
-        "policy_version": decision.policy_version,
-        "model": None
-        if model is None
-        else {
-            "backend": model.backend,
-            "name": model.name,
-            "version": model.version,
-            "validation": model.validation.value,
-        },
-        "subject_ref": decision.subject_ref,
-        "input": mask(decision.input, app.sensitive_fields),
-        "model_output": decision.model_output,
-        "final_output": decision.final_output,
-        "labels": decision.labels,
-        "qa_sampled": sampled,
-    }

@@ -3,24 +3,34 @@
 Every rule about who may do what lives here, not in the web routes: reviewers and seniors
 decide items of their groups and only while they hold the item's lease, which nobody who has
 already given a verdict on the decision takes again (so a first approver never keeps the
-second out); auditors and admins read and never decide; personal data is unmasked only for
-roles allowed to see it and only on items the account may open, and every unmasking shown is
-an audit event, written after those checks. Verdicts go through `ReviewService`, the one place
-that records them and wakes waiting callers.
+second out); the person a decision was requested for never sees, claims or decides it
+(maker-checker, `gateway.core.reviews.is_requester`); on a ``blind`` tier a reviewer sees the
+earlier verdicts only once they have given theirs; auditors and admins read and never decide;
+personal data is unmasked only for roles allowed to see it and only on items the account may
+open, and every unmasking shown is an audit event, written after those checks. Verdicts go
+through `ReviewService`, the one place that records them and wakes waiting callers.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.audit.events import EventType
 from gateway.audit.events import event as audit_event
 from gateway.core.masking import mask
-from gateway.core.reviews import Reviewer, ReviewService
+from gateway.core.reviews import (
+    Agreement,
+    Reviewer,
+    ReviewService,
+    agreement,
+    is_requester,
+    requester_refusal,
+    same_person,
+)
 from gateway.core.vault import Vault
 from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gateway.policy import PolicySet
@@ -64,6 +74,14 @@ class ItemView:
     qa_reviews: list[tuple[str, str, bool, str, datetime]]
     reviewed_by_me: bool = False
     """The account already gave a verdict on this decision (and so may not claim it)."""
+    verdicts_hidden: bool = False
+    """A blind tier: the earlier verdicts are left out of ``decision`` until the account
+    gives its own."""
+    agreement: Agreement | None = None
+    """What the earlier verdicts propose and who agree (None while they are hidden)."""
+    proposed_output: JSONObject | None = None
+    """The output an override would confirm: the latest verdict's, when it is a visible
+    override (else None)."""
 
 
 def _groups(account: Account) -> tuple[str, ...] | None:
@@ -163,7 +181,7 @@ class ReviewQueue:
             after=after,
             limit=limit,
         )
-        counts = await self._store.queue_counts(kind, groups=groups)
+        counts = await self._store.queue_counts(kind, viewer=account.name, groups=groups)
         return QueuePage(items, cursor, counts)
 
     async def _task(self, account: Account, decision_id: str, kind: TaskKind) -> QueueItem:
@@ -180,17 +198,30 @@ class ReviewQueue:
 
         Raises:
             NotFound: No such decision, or no open item for a role that sees only open work.
-            PermissionDenied: The item belongs to groups the account is not in.
+            PermissionDenied: The item belongs to groups the account is not in, or was
+                requested for the account (maker-checker).
         """
-        decision = await self._store.get_decision(decision_id)
-        if decision is None:
-            raise NotFound("decision", decision_id)
+        decision = await self._decision(account, decision_id)
         task = await self._store.open_task(decision_id, kind)
         if task is not None:
             _require_group(account, task)
         elif account.role not in ALL_SEEING_ROLES:
             raise NotFound("open review item", decision_id)
         return decision, task
+
+    async def _decision(self, account: Account, decision_id: str) -> Decision:
+        """The decision, unless it was requested for ``account`` (maker-checker).
+
+        Raises:
+            NotFound: No such decision.
+            PermissionDenied: The account is the decision's requester.
+        """
+        decision = await self._store.get_decision(decision_id)
+        if decision is None:
+            raise NotFound("decision", decision_id)
+        if is_requester(decision, account.name):
+            raise requester_refusal(decision_id, account.name)
+        return decision
 
     async def open(
         self,
@@ -209,14 +240,15 @@ class ReviewQueue:
 
         Raises:
             NotFound: No such decision.
-            PermissionDenied: The item belongs to groups the account is not in, or personal
-                data was asked for by a role that may not see it.
+            PermissionDenied: The item belongs to groups the account is not in, was requested
+                for the account (maker-checker), or personal data was asked for by a role that
+                may not see it.
         """
         if unmask:
             _require_unmasker(account)
         decision, task = await self._visible(account, decision_id, kind)
         reviewed = kind is TaskKind.DECISION and any(
-            r.reviewer == account.name for r in decision.reviews
+            same_person(r.reviewer, account.name) for r in decision.reviews
         )
         claimed = False
         if task is not None and claim and account.role in DECIDING_ROLES and not reviewed:
@@ -226,6 +258,20 @@ class ReviewQueue:
             except (Conflict, PermissionDenied):  # leased to someone else, or reviewed meanwhile
                 claimed = False
             task = await self._store.open_task(decision_id, kind)
+        # Blind review: until they give theirs, a reviewer gets the decision without the
+        # earlier verdicts, so no page built from this view can show them. Read-only roles
+        # (who never give one) and closed decisions show everything.
+        hidden = (
+            kind is TaskKind.DECISION
+            and decision.blind
+            and not decision.status.is_final
+            and account.role not in ALL_SEEING_ROLES
+            and not reviewed
+        )
+        if hidden:
+            decision = replace(decision, reviews=())
+        agreed = None if hidden or kind is not TaskKind.DECISION else agreement(decision)
+        proposed = agreed.output if agreed is not None else None
         sensitive = self._sensitive(decision)
         qa_reviews = await self._store.qa_reviews_for(decision_id)
         shown = (
@@ -244,17 +290,21 @@ class ReviewQueue:
             can_unmask=account.role in UNMASKING_ROLES and bool(sensitive),
             qa_reviews=qa_reviews,
             reviewed_by_me=reviewed,
+            verdicts_hidden=hidden,
+            agreement=agreed,
+            proposed_output=proposed,
         )
 
     async def claim(self, account: Account, decision_id: str, kind: TaskKind) -> None:
         """Lease an item to a reviewer so nobody else works it meanwhile.
 
         Raises:
-            PermissionDenied: A read-only role, not in the item's groups, or already gave a
-                verdict on the decision.
+            PermissionDenied: A read-only role, not in the item's groups, already gave a
+                verdict on the decision, or the decision's requester (maker-checker).
             Conflict: Someone else holds the lease.
         """
         self._require_decider(account)
+        await self._decision(account, decision_id)
         await self._task(account, decision_id, kind)
         now = self._clock()
         await self._store.claim_task(decision_id, kind, account.name, now, now + self._lease)
@@ -288,21 +338,20 @@ class ReviewQueue:
         """Give a verdict on a held decision the account has claimed.
 
         Raises:
-            PermissionDenied: A role that may not decide, another group's item, or a second
-                approval by the same person.
+            PermissionDenied: A role that may not decide, another group's item, a second
+                verdict by the same person, or the decision's requester (maker-checker).
             Conflict: The item is leased to someone else, the lease expired, or the decision
                 changed meanwhile.
             InvalidInput: A missing reason, or an override with a bad field.
         """
         reason = _reason(reason)
+        self._require_decider(account)
+        decision = await self._decision(account, decision_id)
         await self._require_lease(account, decision_id, TaskKind.DECISION)
         output: JSONObject | None = None
         if verdict is Verdict.OVERRIDE:
             if not reason:
                 raise InvalidInput("reason", "a reason is required to override")
-            decision = await self._store.get_decision(decision_id)
-            if decision is None:
-                raise NotFound("decision", decision_id)
             output = parse_override(decision.model_output, override_fields or {})
         reviewer = Reviewer(account.name, account.role.value)
         return await self._reviews.submit(decision_id, reviewer, verdict, reason, output)
@@ -317,6 +366,8 @@ class ReviewQueue:
         reason = _reason(reason)
         if not agree and not reason:
             raise InvalidInput("reason", "say why you disagree")
+        self._require_decider(account)
+        await self._decision(account, decision_id)
         await self._require_lease(account, decision_id, TaskKind.QA)
         now = self._clock()
         event = audit_event(

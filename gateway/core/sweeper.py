@@ -2,7 +2,8 @@
 
 Every ``interval`` seconds it takes the open decision tasks whose deadline has passed and applies
 their tier's ``on_timeout``: ``escalate`` hands the item to the next higher-risk tier that holds
-decisions (its groups, approvals and SLA, with a fresh deadline); ``approve`` or ``reject``
+decisions (its groups and SLA, with a fresh deadline; the decision keeps the stricter of its own
+and that tier's approvals, rejections needed and blindness); ``approve`` or ``reject``
 makes the decision EXPIRED with that outcome. Each step is one audit event, and waiting callers
 hear it at once through the notifier.
 """
@@ -89,6 +90,8 @@ class SlaSweeper:
                 tier_rank=target.rank,
                 groups=target.groups,
                 approvals_needed=target.approvals,
+                reject_approvals_needed=target.reject_approvals,
+                blind=target.blind,
                 deadline=deadline,
                 reason=reason,
                 event=event,

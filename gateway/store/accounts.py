@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.audit.drafts import prepare_draft
-from gateway.errors import Conflict
+from gateway.errors import Conflict, FailedPrecondition, NotFound
 from gateway.store import codec, sql
+from gateway.store.protocol import AccountChanges
+from gateway.store.sessions import END_ACCOUNT_SESSIONS
 from gateway.store.tx import WriteTx
 from gateway.types import Account, ApiKey, AuditDraft
 
@@ -44,6 +46,56 @@ class AccountsMixin:
             return None
 
         await self._write(add)
+
+    async def change_account(
+        self, before: Account, after: Account, event: AuditDraft, *, keep_admin: bool = False
+    ) -> AccountChanges:
+        """Store ``after`` (its role, groups and disabled flag) in place of ``before``, with
+        ``event``, in one transaction.
+
+        The account must still be exactly ``before`` inside the transaction: a change made
+        meanwhile (by another command or replica) is not overwritten by one computed from an
+        older read. Disabling also deletes the account's UI sessions and gives back every open
+        review task it holds, so its next request is refused and others may claim at once.
+        With ``keep_admin`` the change is refused unless another enabled admin remains; the
+        count is taken inside the transaction, so two changes at once cannot both pass it.
+
+        Raises:
+            NotFound: No account of that name.
+            Conflict: The stored account is no longer ``before``.
+            FailedPrecondition: ``keep_admin`` and no other enabled admin.
+        """
+        self._check_running()
+        draft = prepare_draft(event)
+        name = before.name
+        role, groups, _hash, _created, disabled = codec.account_row(after)[1:]
+        ends = after.disabled and not before.disabled
+
+        async def change(tx: WriteTx) -> Any:
+            # No row lock: every account write appends an audit event, and such writes run one
+            # at a time (SQLite's one writer; on PostgreSQL the chain's advisory lock).
+            row = await tx.fetchrow(f"{sql.SELECT_ACCOUNTS} WHERE name = ?", name)
+            if row is None:
+                return NotFound("account", name)
+            if codec.account_from_row(tuple(row)) != before:
+                return Conflict(f"account {name!r} was changed meanwhile; run the command again")
+            if keep_admin:
+                others = await tx.fetchrow(sql.OTHER_ENABLED_ADMINS, name)
+                if others is None or not others[0]:
+                    return FailedPrecondition(
+                        f"{name} is the last enabled admin: another admin was disabled or "
+                        "demoted meanwhile, and one must stay"
+                    )
+            await tx.execute(sql.UPDATE_ACCOUNT, role, groups, disabled, name)
+            sessions = leases = 0
+            if ends:
+                sessions = await tx.execute(END_ACCOUNT_SESSIONS, name)
+                leases = await tx.execute(sql.RELEASE_ACCOUNT_LEASES, name)
+            await tx.append([draft])
+            return AccountChanges(sessions_ended=sessions, leases_released=leases)
+
+        result: AccountChanges = await self._write(change)
+        return result
 
     async def get_account(self, name: str) -> Account | None:
         rows = await self._rows(f"{sql.SELECT_ACCOUNTS} WHERE name = ?", (name,))

@@ -1,10 +1,13 @@
 """Erasure of a data subject's stored personal data in a running store, written once.
 
-The subject's decision inputs are overwritten and the payloads of their audit events erased, in
-one writer transaction that also appends the erasure's own event (with the counts). The decision
-rows (status, outcome, reviews) stay: they are the record of what was decided, and the audit
-chain still verifies through the payload digests. A database that keeps old page images (SQLite)
-supplies `_secure_delete` and `_after_erasure` to make them leave the disk too.
+The subject's decision inputs are overwritten, their request digests blanked (a digest of a
+known shape of personal data can be reversed by trying candidates; once blank, a retry with the
+decision's idempotency key gets the decision back as for one made before digests), and the
+payloads of their audit events erased, in one writer transaction that also appends the
+erasure's own event (with the counts). The decision rows (status, outcome, reviews) stay: they
+are the record of what was decided, and the audit chain still verifies through the payload
+digests. A database that keeps old page images (SQLite) supplies `_secure_delete` and
+`_after_erasure` to make them leave the disk too.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ _ERASE_PAYLOADS = (
     "UPDATE audit_events SET payload = NULL WHERE payload IS NOT NULL AND "
     "decision_id IN (SELECT id FROM decisions WHERE subject_ref = ?)"
 )
-_ERASE_INPUTS = "UPDATE decisions SET input = ? WHERE subject_ref = ? AND input != ?"
+_ERASE_INPUTS = (
+    "UPDATE decisions SET input = ?, request_digest = '' "
+    "WHERE subject_ref = ? AND (input != ? OR request_digest != '')"
+)
 
 
 class ErasureMixin:
@@ -46,9 +52,10 @@ class ErasureMixin:
         """After the commit: make old page images leave the disk (nothing to do by default)."""
 
     async def erase_subject(self, subject_ref: str, event: AuditDraft) -> tuple[int, int]:
-        """Overwrite the stored input of every decision about ``subject_ref`` and erase the
-        payloads of their audit events, appending ``event`` in the same transaction (its
-        payload gains the counts ``decisions`` and ``events``). Returns those two counts.
+        """Overwrite the stored input (and blank the request digest) of every decision about
+        ``subject_ref`` and erase the payloads of their audit events, appending ``event`` in the
+        same transaction (its payload gains the counts ``decisions`` and ``events``). Returns
+        those two counts.
         """
         if not subject_ref:
             raise ValueError("erasure needs a subject reference")

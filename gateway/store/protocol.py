@@ -153,6 +153,16 @@ QueueCursor = tuple[str, int, int]
 """Keyset position in a review queue: (deadline or ``~``, tier rank, task id) of a page's end."""
 
 
+@dataclass(frozen=True, slots=True)
+class AccountChanges:
+    """What changing an account ended beside the account row (both 0 unless it disabled it)."""
+
+    sessions_ended: int = 0
+    """Reviewer UI sessions deleted."""
+    leases_released: int = 0
+    """Open review tasks it held, given back."""
+
+
 class SessionStore(Protocol):
     """Reviewer UI sessions, shared by every replica. No audit events: sign-in is audited by
     the accounts, and page views are not evidence."""
@@ -189,11 +199,18 @@ class ReviewStore(Store, SessionStore, Protocol):
         after: QueueCursor | None = None,
         limit: int = 50,
     ) -> tuple[list[QueueItem], QueueCursor | None]:
-        """Open tasks most urgent first (deadline, then tier rank), minus others' live leases."""
+        """Open tasks most urgent first (deadline, then tier rank), minus others' live leases
+        and those requested for ``viewer`` (maker-checker). An item's ``approvals`` counts the
+        verdicts of every kind given so far (what they are is not told: blind tiers)."""
 
     async def queue_counts(
-        self, kind: TaskKind, *, groups: tuple[str, ...] | None = None
-    ) -> dict[str, int]: ...
+        self,
+        kind: TaskKind,
+        *,
+        viewer: str | None = None,
+        groups: tuple[str, ...] | None = None,
+    ) -> dict[str, int]:
+        """Open tasks per application, without those requested for ``viewer`` when given."""
 
     async def queue_stats(self, kind: TaskKind) -> list[tuple[str, int, datetime]]:
         """``(tier, open tasks, oldest created_at)`` per tier, aggregated in the database."""
@@ -209,7 +226,9 @@ class ReviewStore(Store, SessionStore, Protocol):
     async def claim_task(
         self, decision_id: str, kind: TaskKind, reviewer: str, now: datetime, until: datetime
     ) -> None:
-        """Raises Conflict when someone else holds a live lease, NotFound without an open task."""
+        """Raises Conflict when someone else holds a live lease, NotFound without an open task,
+        PermissionDenied when ``reviewer`` gave a verdict on the decision already or it was
+        requested for them (maker-checker)."""
 
     async def release_task(self, decision_id: str, kind: TaskKind, reviewer: str) -> bool: ...
 
@@ -234,7 +253,11 @@ class ReviewStore(Store, SessionStore, Protocol):
         reason: str,
         event: AuditDraft,
         now: datetime,
-    ) -> Decision: ...
+        reject_approvals_needed: int = 0,
+        blind: bool = False,
+    ) -> Decision:
+        """Move an open decision to a higher tier; it keeps the stricter of its own and the
+        tier's approvals, rejections needed (0: as approvals) and blindness."""
 
     async def record_qa(
         self,
@@ -257,10 +280,32 @@ class ReviewStore(Store, SessionStore, Protocol):
 
     async def add_account(self, account: Account, event: AuditDraft) -> None: ...
 
+    async def change_account(
+        self, before: Account, after: Account, event: AuditDraft, *, keep_admin: bool = False
+    ) -> AccountChanges:
+        """Store ``after``'s role, groups and disabled flag with ``event`` if the account is still
+        ``before``; disabling ends its UI sessions and releases its review leases in the same
+        transaction. ``keep_admin`` refuses unless another enabled admin remains.
+
+        Raises:
+            NotFound: No account of that name.
+            Conflict: The account changed meanwhile.
+            FailedPrecondition: ``keep_admin`` and no other enabled admin.
+        """
+
     async def get_account(self, name: str) -> Account | None: ...
 
     async def list_accounts(self) -> list[Account]: ...
 
-    async def set_switch(self, state: SwitchState, event: AuditDraft) -> None: ...
+    async def set_switch(self, state: SwitchState, event: AuditDraft) -> None:
+        """Store a switch's state with its audit event; a store shared by several processes
+        also announces the change to them, in the same transaction."""
+        ...
 
     async def list_switches(self) -> list[SwitchState]: ...
+
+    def subscribe_switches(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when a switch change is announced (by any process, this one
+        included). Announcements only hasten a re-read: a store without them (SQLite) never
+        calls it, and every follower re-reads the state on a timer anyway."""
+        ...

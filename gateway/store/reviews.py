@@ -7,6 +7,11 @@ key is spelled by each store as its index spells it (`_DEADLINE_ORDER`). Group v
 checked per row with a substring test on the JSON group list (group names cannot contain quotes,
 see the policy schema), which keeps the walk on the index instead of expanding the list.
 
+Maker-checker: nobody is offered, or gets a lease on, a decision requested for them
+(``requested_by``, compared ignoring case and surrounding spaces as `gateway.core.reviews`
+does). The queue filters on the joined decision row, which leaves the walk on the queue index
+as it is; the claim checks it inside the claim's own transaction.
+
 Claims and releases record no audit event, so they run through `_unchained`: on SQLite the one
 writer, on PostgreSQL a short transaction of their own where the task row is locked with
 ``FOR UPDATE SKIP LOCKED`` (`_SKIP_LOCKED`): a row someone else is claiming at this very moment,
@@ -38,7 +43,13 @@ _OPEN_TASK = (
     "SELECT id, claimed_by, claimed_until FROM review_tasks "
     "WHERE decision_id = ? AND kind = ? AND closed_at IS NULL"
 )
-_REVIEWED_BY = "SELECT 1 FROM reviews WHERE decision_id = ? AND reviewer = ?"
+_REVIEWED_BY = "SELECT 1 FROM reviews WHERE decision_id = ? AND LOWER(reviewer) = LOWER(?)"
+"""The reviewer gave a verdict already (names compared as `gateway.core.reviews` does)."""
+_NOT_REQUESTER = " AND LOWER(TRIM(d.requested_by)) <> LOWER(TRIM(?))"
+"""Maker-checker, as a condition on the joined decision ``d``: not requested for the viewer."""
+_REQUESTED_BY = (
+    "SELECT 1 FROM decisions WHERE id = ? AND LOWER(TRIM(requested_by)) = LOWER(TRIM(?))"
+)
 _LEASE = "UPDATE review_tasks SET claimed_by = ?, claimed_until = ? WHERE id = ?"
 _RELEASE = (
     "UPDATE review_tasks SET claimed_by = NULL, claimed_until = NULL "
@@ -48,13 +59,15 @@ _RELEASE = (
 
 def _item(row: Sequence[Any]) -> QueueItem:
     task = codec.task_from_row(tuple(row[:_N]))
-    task_id, claimed_by, claimed_until, _key, needed, approvals = row[_N:]
+    task_id, claimed_by, claimed_until, _key, needed, verdicts = row[_N:]
     return QueueItem(
         task=task,
         task_id=task_id,
         claimed_by=claimed_by,
         claimed_until=codec.parse_ts_opt(claimed_until),
-        approvals=approvals,
+        # Verdicts given so far, of any kind: how many approve would tell a blind tier's
+        # next reviewer what the earlier ones said.
+        approvals=verdicts,
         approvals_needed=needed,
     )
 
@@ -86,8 +99,7 @@ class ReviewsMixin:
         return (
             f"SELECT {_TASK_COLS}, t.id, t.claimed_by, t.claimed_until, "  # noqa: S608 (constants)
             f"{self._DEADLINE_ORDER}, d.approvals_needed, "
-            "(SELECT COUNT(*) FROM reviews r WHERE r.decision_id = t.decision_id "
-            "AND r.verdict = 'approve') "
+            "(SELECT COUNT(*) FROM reviews r WHERE r.decision_id = t.decision_id) "
             "FROM review_tasks t JOIN decisions d ON d.id = t.decision_id"
         )
 
@@ -116,10 +128,11 @@ class ReviewsMixin:
         limit: int = 50,
     ) -> tuple[list[QueueItem], QueueCursor | None]:
         key = self._DEADLINE_ORDER
-        params: list[Any] = [kind.value, viewer, format_ts(now)]
+        params: list[Any] = [kind.value, viewer, format_ts(now), viewer]
         query = (
             f"{self._select_items} WHERE t.kind = ? AND t.closed_at IS NULL "
             "AND (t.claimed_by IS NULL OR t.claimed_by = ? OR t.claimed_until < ?)"
+            f"{_NOT_REQUESTER}"
         )
         query += self._visible(groups, params)
         if application:
@@ -147,13 +160,21 @@ class ReviewsMixin:
         return items, cursor
 
     async def queue_counts(
-        self, kind: TaskKind, *, groups: tuple[str, ...] | None = None
+        self,
+        kind: TaskKind,
+        *,
+        viewer: str | None = None,
+        groups: tuple[str, ...] | None = None,
     ) -> dict[str, int]:
         params: list[Any] = [kind.value]
         query = (
             "SELECT t.application, COUNT(*) FROM review_tasks t "
+            "JOIN decisions d ON d.id = t.decision_id "
             "WHERE t.kind = ? AND t.closed_at IS NULL"
         )
+        if viewer is not None:
+            query += _NOT_REQUESTER
+            params.append(viewer)
         query += self._visible(groups, params) + " GROUP BY t.application"
         return {app: n for app, n in await self._rows(query, params)}
 
@@ -179,6 +200,11 @@ class ReviewsMixin:
                 if await tx.fetchrow(_OPEN_TASK, decision_id, kind.value) is None:
                     return NotFound("open review task for decision", decision_id)
                 return Conflict(f"decision {decision_id} is being claimed by someone else")
+            if await tx.fetchrow(_REQUESTED_BY, decision_id, reviewer):
+                return PermissionDenied(
+                    f"maker-checker: {reviewer} requested decision {decision_id} and may not "
+                    "claim it; a different reviewer must"
+                )
             # After the row lock and in the same transaction as the lease: a verdict's
             # transaction also writes this row, so one committed just before is seen here and
             # its author gets no lease (it would keep the next reviewer out).

@@ -21,6 +21,9 @@ T = TypeVar("T")
 SESSION_COLUMNS = ("id_hash", "account", "csrf", "sso", "signed_in_at", "last_seen", "expires_at")
 _INSERT = insert("ui_sessions", SESSION_COLUMNS)
 _SELECT = f"SELECT {', '.join(SESSION_COLUMNS)} FROM ui_sessions WHERE id_hash = ?"  # noqa: S608
+END_ACCOUNT_SESSIONS = "DELETE FROM ui_sessions WHERE account = ?"
+"""Every session of one account, deleted inside the transaction that disables it
+(`gateway.store.accounts.AccountsMixin.change_account`)."""
 
 
 def session_from_row(row: Sequence[Any]) -> SessionRecord:

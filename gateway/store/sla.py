@@ -95,21 +95,33 @@ class SlaMixin:
         reason: str,
         event: AuditDraft,
         now: datetime,
+        reject_approvals_needed: int = 0,
+        blind: bool = False,
     ) -> Decision:
         """Move an open decision and its task to a higher tier with a fresh deadline.
+
+        What the decision's review asks is never lowered: it keeps the stricter of what it had
+        and what the new tier asks, for approvals, rejections (0, on either side: as many as
+        approvals) and blindness.
 
         Raises:
             Conflict: The decision became final meanwhile.
         """
         draft = prepare_draft(event)
         deadline_s, at, groups_s = codec.ts_opt(deadline), format_ts(now), codec.dumps(groups)
+        greatest = self._GREATEST
+        # Every right-hand side reads the row as it was before this UPDATE (standard SQL, and
+        # both databases), so the old approvals_needed stands in for an old reject count of 0.
         assignments = (
-            f"tier = ?, approvals_needed = {self._GREATEST}(approvals_needed, ?), "
-            "review_deadline = ?, updated_at = ?"
+            f"tier = ?, approvals_needed = {greatest}(approvals_needed, ?), "
+            f"reject_approvals_needed = {greatest}(CASE WHEN reject_approvals_needed = 0 "
+            "THEN approvals_needed ELSE reject_approvals_needed END, ?), "
+            f"blind = {greatest}(blind, ?), review_deadline = ?, updated_at = ?"
         )
+        rejects = reject_approvals_needed or approvals_needed
 
         async def escalate(tx: WriteTx) -> Any:
-            values = (tier, approvals_needed, deadline_s, at)
+            values = (tier, approvals_needed, rejects, int(blind), deadline_s, at)
             if not await self._update_open(tx, assignments, values, decision_id, reason):
                 return Conflict(f"decision {decision_id} is no longer open")
             await tx.execute(_ESCALATE_TASKS, tier, tier_rank, groups_s, deadline_s, decision_id)

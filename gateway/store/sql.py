@@ -62,6 +62,15 @@ REVOKE_KEY = "UPDATE api_keys SET revoked = 1 WHERE key_id = ? AND revoked = 0"
 
 INSERT_ACCOUNT = f"{insert('accounts', codec.ACCOUNT_COLUMNS)} ON CONFLICT (name) DO NOTHING"
 SELECT_ACCOUNTS = f"SELECT {', '.join(codec.ACCOUNT_COLUMNS)} FROM accounts"  # noqa: S608
+UPDATE_ACCOUNT = "UPDATE accounts SET role = ?, groups = ?, disabled = ? WHERE name = ?"
+OTHER_ENABLED_ADMINS = (
+    "SELECT COUNT(*) FROM accounts WHERE role = 'admin' AND disabled = 0 AND name <> ?"
+)
+RELEASE_ACCOUNT_LEASES = (
+    "UPDATE review_tasks SET claimed_by = NULL, claimed_until = NULL "
+    "WHERE claimed_by = ? AND closed_at IS NULL"
+)
+"""Give back every open review task an account holds, live lease or not (it is disabled)."""
 UPSERT_SWITCH = (
     f"{insert('switches', codec.SWITCH_COLUMNS)} ON CONFLICT (kind, name) DO UPDATE SET "
     "paused = excluded.paused, changed_by = excluded.changed_by, "

@@ -1,10 +1,11 @@
 """A verdict recorded on a decision: what both stores check and write, written once.
 
-The decision moves to its new status only if it still has the expected status (and, when
-given, the expected number of reviews: two first approvals given at once must not both count
-as the first). A final verdict closes the decision's open review tasks; one that leaves the
-decision open releases its claim, so a second reviewer can take it. Statements are in
-`gateway.store.sql`'s ``?`` style; each store runs them on its own connection.
+The decision moves to its new status only if it still has the expected status (and, when given,
+the expected number of reviews: two verdicts given at once were each counted against the same
+earlier ones by `gateway.core.reviews`, so only the first to commit may stand). A final verdict
+closes the decision's open review tasks; one that leaves the decision open releases its claim,
+so a second reviewer can take it. Statements are in `gateway.store.sql`'s ``?`` style; each
+store runs them on its own connection.
 """
 
 from __future__ import annotations

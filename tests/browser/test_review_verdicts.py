@@ -83,7 +83,8 @@ def test_four_eyes_needs_two_different_seniors(gw: GatewayThread, new_page: Page
     decision_id = _open_only_item(sam, gw.url)
     expect(sam.locator("[data-testid=approvals]")).to_contain_text("0 of 2")
     sam.click("[data-testid=approve]")
-    expect(sam.locator(".flash.ok")).to_contain_text("second reviewer")
+    expect(sam.locator(".flash.ok")).to_contain_text("1 of 2 people agree on approve")
+    expect(sam.locator(".flash.ok")).to_contain_text("different reviewer")
     assert not waiting.done()
 
     # The same person cannot give the second, and reading the item again does not hold it.
@@ -242,3 +243,37 @@ def test_expired_sla_answers_the_caller_expired(gw: GatewayThread, new_page: Pag
     assert any("SLA" in r for r in answered.reasons)
     page.goto(f"{gw.url}/ui/")
     expect(page.locator("table.queue tr[data-decision]")).to_have_count(0)
+
+
+def test_four_eyes_override_is_confirmed_by_a_second_senior(
+    gw: GatewayThread, new_page: PageFactory
+) -> None:
+    """One override on a high-tier item decides nothing; the second senior sees who proposed
+    which output, finds the form filled in with it and confirms it with a reason."""
+    gw.add_user("sam", Role.SENIOR)
+    gw.add_user("sue", Role.SENIOR)
+    waiting = gw.decide_in_background("t-echo", {"score": 0.5, "vip": True}, wait=30)
+    sam = new_page()
+    login(sam, gw.url, "sam")
+    _open_only_item(sam, gw.url)
+    sam.fill("[data-testid=out-score]", "0.95")
+    sam.fill("[data-testid=override-reason]", "income verified by phone")
+    sam.click("[data-testid=override]")
+    expect(sam.locator(".flash.ok")).to_contain_text("1 of 2 people agree on override")
+    assert not waiting.done()
+
+    sue = new_page()
+    login(sue, gw.url, "sue")
+    _open_only_item(sue, gw.url)
+    expect(sue.locator("[data-testid=reviews]")).to_contain_text("override by sam")
+    expect(sue.locator("[data-testid=proposed-output]")).to_contain_text("score = 0.95")
+    expect(sue.locator("[data-testid=approvals]")).to_contain_text(
+        "1 of 2 agree on override (score = 0.95)"
+    )
+    expect(sue.locator("[data-testid=out-score]")).to_have_value("0.95")
+    sue.fill("[data-testid=override-reason]", "payslips match")
+    sue.click("[data-testid=override]")
+    answered = waiting.result(timeout=10)
+    assert answered.status is Status.OVERRIDDEN
+    assert answered.final_output == {"score": 0.95}
+    assert [r.reviewer for r in answered.reviews] == ["sam", "sue"]

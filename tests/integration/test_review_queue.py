@@ -119,7 +119,8 @@ async def test_paused_backend_is_not_called(gateway: Gateway, client: AsyncGatew
 async def test_sla_escalation_moves_the_item_to_seniors(
     gateway: Gateway, client: AsyncGatewayClient
 ) -> None:
-    """An overdue limited-tier item is escalated to the high tier's seniors, audited."""
+    """An overdue limited-tier item is escalated to the high tier's seniors, with that tier's
+    approvals and rejections needed, audited."""
     d = await client.decide("t-echo", {"score": 0.5})
     sweeper = gateway._sweeper
     assert sweeper is not None
@@ -127,6 +128,8 @@ async def test_sla_escalation_moves_the_item_to_seniors(
     changed = await sweeper.sweep()
     assert [c.id for c in changed] == [d.id]
     assert changed[0].tier == "high" and changed[0].approvals_needed == 2
+    # and its rejections too: the high tier lets no single person reject
+    assert changed[0].reject_approvals_needed == 2
     task = await gateway.store.open_task(d.id, TaskKind.DECISION)
     assert task is not None and task.task.groups == ("senior",)
     events = await gateway.store.audit_events_for(d.id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,8 @@ class Backoff:
 
 
 class ChangeListener:
-    """Listens on ``channel`` and keeps listening across lost connections.
+    """Listens on ``channel`` (and ``more`` channels) and keeps listening across lost
+    connections.
 
     Args:
         dsn: The database to connect to.
@@ -64,6 +65,8 @@ class ChangeListener:
         on_resync: Called after every reconnection, once listening again: anything may have
             changed while the connection was down.
         backoff: Waits between attempts and the probe interval.
+        more: Further channels on the same connection, each with its own payload callback
+            (one connection, one loss, one ``on_resync`` for all).
     """
 
     def __init__(
@@ -73,13 +76,15 @@ class ChangeListener:
         on_payload: Callable[[str], None],
         on_resync: Callable[[], None],
         backoff: Backoff | None = None,
+        *,
+        more: Mapping[str, Callable[[str], None]] | None = None,
     ) -> None:
         self.dsn = dsn
         self.channel = channel
+        self._handlers = {**(more or {}), channel: on_payload}
         self.backoff = backoff or Backoff()
         self.reconnections = 0
         """How many times the connection was lost and listening resumed."""
-        self._on_payload = on_payload
         self._on_resync = on_resync
         self._conn: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
@@ -126,7 +131,8 @@ class ChangeListener:
         )
         try:
             conn.add_termination_listener(self._on_terminated)
-            await conn.add_listener(self.channel, self._on_notify)
+            for channel in self._handlers:
+                await conn.add_listener(channel, self._on_notify)
         except BaseException:
             conn.terminate()
             raise
@@ -135,8 +141,8 @@ class ChangeListener:
     def _on_terminated(self, _conn: object) -> None:
         self._wake.set()
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        self._on_payload(str(payload))
+    def _on_notify(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
+        self._handlers[channel](str(payload))
 
     async def _run(self) -> None:
         while True:

@@ -17,7 +17,10 @@ in-process notifier). A lost connection is re-established (`gateway.store.postgr
 and then the callbacks given to `subscribe_resync` are told that announcements may have been
 missed.
 Decisions made automatically are not announced: nobody can be waiting on them, and they are
-most of the traffic.
+most of the traffic. Kill switch changes are announced on a channel of their own
+(`SWITCH_CHANNEL`, listened to on the same connection) to the callbacks given to
+`subscribe_switches`; those only hasten a re-read, since `gateway.core.switches` re-reads the
+state on a timer whether or not the feed is up.
 
 Claims do not go through the writer: they write no audit event, and row locks with
 ``FOR UPDATE SKIP LOCKED`` keep two reviewers (on any replicas) from taking one item.
@@ -79,6 +82,10 @@ CHAIN_LOCK = 0x6869_746C_6368_6169
 """Advisory lock key every audit-chain append holds until its commit ("hitlchai")."""
 CHANNEL = "hitl_changes"
 """NOTIFY channel; the payload is ``<origin> <decision id>``."""
+SWITCH_CHANNEL = "hitl_switches"
+"""NOTIFY channel of kill switch changes; the payload is ``<kind> <name>``. A channel of its
+own, so replicas of an older version (listening on `CHANNEL` only) never mistake it for a
+decision id."""
 
 ChangeCallback = Callable[[str], None]
 
@@ -112,6 +119,7 @@ class PostgresStore(
     _DEADLINE_ORDER = "COALESCE(t.deadline, '~')"
     _FIND_TEXT = "strpos"
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    _ANNOUNCE_SWITCH = f"SELECT pg_notify('{SWITCH_CHANNEL}', ?)"
 
     def __init__(
         self,
@@ -130,9 +138,15 @@ class PostgresStore(
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._listener = ChangeListener(
-            dsn, CHANNEL, self._on_notify, self._on_resync, listen_backoff
+            dsn,
+            CHANNEL,
+            self._on_notify,
+            self._on_resync,
+            listen_backoff,
+            more={SWITCH_CHANNEL: self._on_switch_notify},
         )
         self._callbacks: list[ChangeCallback] = []
+        self._switch_callbacks: list[Callable[[], None]] = []
         self._resync_callbacks: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -173,6 +187,11 @@ class PostgresStore(
         meanwhile were not announced here, so anything waited on must be read again."""
         self._resync_callbacks.append(callback)
 
+    def subscribe_switches(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` for each switch change committed (by any replica or process,
+        this one included: the follower re-reads, so no payload needs parsing)."""
+        self._switch_callbacks.append(callback)
+
     def readiness_checks(self) -> dict[str, bool]:
         """``store:changes``: deaf to other replicas, waiters here would hang."""
         return {"store:changes": self._listener.connected}
@@ -192,6 +211,13 @@ class PostgresStore(
                 callback()
             except Exception:  # one broken subscriber must not silence the others
                 log.exception("store.resync_callback_failed")
+
+    def _on_switch_notify(self, payload: str) -> None:
+        for callback in self._switch_callbacks:
+            try:
+                callback()
+            except Exception:  # one broken subscriber must not silence the others
+                log.exception("store.switch_callback_failed", change=payload)
 
     def _on_notify(self, payload: str) -> None:
         origin, _, decision_id = payload.partition(" ")

@@ -1,10 +1,11 @@
 """Erasure of a data subject's stored personal data in a SQLite store file.
 
 One data key seals every decision, so destroying a key (crypto-shredding) would erase everyone.
-Instead the subject's decision inputs are overwritten, with ``secure_delete`` on so SQLite
-zeroes the freed space, and the write-ahead log is checkpointed and truncated so the old page
-images leave the disk too. The decision rows themselves (status, outcome, reviews) stay: they
-are the record of what was decided. The audit chain is untouched and still verifies.
+Instead the subject's decision inputs are overwritten and their request digests blanked, with
+``secure_delete`` on so SQLite zeroes the freed space, and the write-ahead log is checkpointed
+and truncated so the old page images leave the disk too. The decision rows themselves (status,
+outcome, reviews) stay: they are the record of what was decided. The audit chain is untouched
+and still verifies.
 
 `SQLiteErasureMixin` gives the running store's erasure (`gateway.store.erasure`) those two
 steps; `erase_subject_inputs` does the same on a file with no gateway running.
@@ -53,7 +54,8 @@ _BUSY_TIMEOUT_MS = 10_000
 
 
 def erase_subject_inputs(path: str | Path, subject_ref: str) -> int:
-    """Overwrite the input of every decision about ``subject_ref``; returns how many rows.
+    """Overwrite the input and blank the request digest of every decision about
+    ``subject_ref``; returns how many rows.
 
     Runs in short transactions so a live gateway's writer is not held up for long. While a
     live gateway holds readers the final checkpoint may be partial; the old pages then leave
@@ -68,8 +70,9 @@ def erase_subject_inputs(path: str | Path, subject_ref: str) -> int:
         conn.execute("PRAGMA secure_delete=ON")
         while True:
             cur = conn.execute(
-                "UPDATE decisions SET input = ? WHERE rowid IN (SELECT rowid FROM decisions "
-                "WHERE subject_ref = ? AND input != ? LIMIT ?)",
+                "UPDATE decisions SET input = ?, request_digest = '' WHERE rowid IN "
+                "(SELECT rowid FROM decisions WHERE subject_ref = ? "
+                "AND (input != ? OR request_digest != '') LIMIT ?)",
                 (ERASED_INPUT, subject_ref, ERASED_INPUT, _BATCH),
             )
             total += cur.rowcount

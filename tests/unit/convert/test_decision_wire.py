@@ -18,7 +18,9 @@ def test_decision_round_trips_through_the_wire() -> None:
     """A decision converted to protobuf and back keeps every field the client sees."""
     d = _decision()
     back = decision_from_pb(pb.Decision.FromString(decision_to_pb(d).SerializeToString()))
-    assert back == Decision(**{**_fields(d), "idempotency_key": ""})
+    # The key and the digest of the request it is bound to stay on the server.
+    assert back == Decision(**{**_fields(d), "idempotency_key": "", "request_digest": ""})
+    assert back.requested_by == "maria.officer"
 
 
 def test_a_decision_without_optional_parts_reads_back_without_them() -> None:
@@ -67,4 +69,6 @@ def _decision() -> Decision:
         reviews=(Review("bob", "senior", Verdict.OVERRIDE, "manual", NOW, {"score": 0.75}),),
         approvals_needed=2,
         review_deadline=NOW,
+        requested_by="maria.officer",
+        request_digest="sha256:" + "cd" * 32,
     )

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hitl/admin/v1/admin.proto\x12\rhitl.admin.v1\":\n\x13\x45raseSubjectRequest\x12\x13\n\x0bsubject_ref\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x14\x45raseSubjectResponse\x12\x18\n\x10\x64\x65\x63isions_erased\x18\x01 \x01(\x04\x12\x15\n\revents_erased\x18\x02 \x01(\x04\x32g\n\x0c\x41\x64minService\x12W\n\x0c\x45raseSubject\x12\".hitl.admin.v1.EraseSubjectRequest\x1a#.hitl.admin.v1.EraseSubjectResponseB\x03\x90\x01\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hitl/admin/v1/admin.proto\x12\rhitl.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x13\x45raseSubjectRequest\x12\x13\n\x0bsubject_ref\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x14\x45raseSubjectResponse\x12\x18\n\x10\x64\x65\x63isions_erased\x18\x01 \x01(\x04\x12\x15\n\revents_erased\x18\x02 \x01(\x04\"\xa3\x01\n\x06Switch\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.hitl.admin.v1.SwitchKind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\x12\x12\n\nchanged_by\x18\x04 \x01(\t\x12.\n\nchanged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x06 \x01(\t\"i\n\x10SetSwitchRequest\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.hitl.admin.v1.SwitchKind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\":\n\x11SetSwitchResponse\x12%\n\x06switch\x18\x01 \x01(\x0b\x32\x15.hitl.admin.v1.Switch\"\x15\n\x13ListSwitchesRequest\"?\n\x14ListSwitchesResponse\x12\'\n\x08switches\x18\x01 \x03(\x0b\x32\x15.hitl.admin.v1.Switch*_\n\nSwitchKind\x12\x1b\n\x17SWITCH_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17SWITCH_KIND_APPLICATION\x10\x01\x12\x17\n\x13SWITCH_KIND_BACKEND\x10\x02\x32\x90\x02\n\x0c\x41\x64minService\x12W\n\x0c\x45raseSubject\x12\".hitl.admin.v1.EraseSubjectRequest\x1a#.hitl.admin.v1.EraseSubjectResponse\x12N\n\tSetSwitch\x12\x1f.hitl.admin.v1.SetSwitchRequest\x1a .hitl.admin.v1.SetSwitchResponse\x12W\n\x0cListSwitches\x12\".hitl.admin.v1.ListSwitchesRequest\x1a#.hitl.admin.v1.ListSwitchesResponseB\x03\x90\x01\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,10 +33,22 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hitl.admin.v1.admin_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\220\001\000'
-  _globals['_ERASESUBJECTREQUEST']._serialized_start=44
-  _globals['_ERASESUBJECTREQUEST']._serialized_end=102
-  _globals['_ERASESUBJECTRESPONSE']._serialized_start=104
-  _globals['_ERASESUBJECTRESPONSE']._serialized_end=175
-  _globals['_ADMINSERVICE']._serialized_start=177
-  _globals['_ADMINSERVICE']._serialized_end=280
+  _globals['_SWITCHKIND']._serialized_start=631
+  _globals['_SWITCHKIND']._serialized_end=726
+  _globals['_ERASESUBJECTREQUEST']._serialized_start=77
+  _globals['_ERASESUBJECTREQUEST']._serialized_end=135
+  _globals['_ERASESUBJECTRESPONSE']._serialized_start=137
+  _globals['_ERASESUBJECTRESPONSE']._serialized_end=208
+  _globals['_SWITCH']._serialized_start=211
+  _globals['_SWITCH']._serialized_end=374
+  _globals['_SETSWITCHREQUEST']._serialized_start=376
+  _globals['_SETSWITCHREQUEST']._serialized_end=481
+  _globals['_SETSWITCHRESPONSE']._serialized_start=483
+  _globals['_SETSWITCHRESPONSE']._serialized_end=541
+  _globals['_LISTSWITCHESREQUEST']._serialized_start=543
+  _globals['_LISTSWITCHESREQUEST']._serialized_end=564
+  _globals['_LISTSWITCHESRESPONSE']._serialized_start=566
+  _globals['_LISTSWITCHESRESPONSE']._serialized_end=629
+  _globals['_ADMINSERVICE']._serialized_start=729
+  _globals['_ADMINSERVICE']._serialized_end=1001
 # @@protoc_insertion_point(module_scope)

@@ -3,8 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -15,6 +19,28 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SwitchKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SwitchKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SwitchKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SWITCH_KIND_UNSPECIFIED: _SwitchKind.ValueType  # 0
+    SWITCH_KIND_APPLICATION: _SwitchKind.ValueType  # 1
+    """One application: its new decisions are held for review, or refused (its `on_pause`)."""
+    SWITCH_KIND_BACKEND: _SwitchKind.ValueType  # 2
+    """One model backend: the applications using it are paused and the model is not called."""
+
+class SwitchKind(_SwitchKind, metaclass=_SwitchKindEnumTypeWrapper):
+    """What a kill switch stops."""
+
+SWITCH_KIND_UNSPECIFIED: SwitchKind.ValueType  # 0
+SWITCH_KIND_APPLICATION: SwitchKind.ValueType  # 1
+"""One application: its new decisions are held for review, or refused (its `on_pause`)."""
+SWITCH_KIND_BACKEND: SwitchKind.ValueType  # 2
+"""One model backend: the applications using it are paused and the model is not called."""
+Global___SwitchKind: _TypeAlias = SwitchKind  # noqa: Y015
 
 @_typing.final
 class EraseSubjectRequest(_message.Message):
@@ -63,3 +89,133 @@ class EraseSubjectResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EraseSubjectResponse: _TypeAlias = EraseSubjectResponse  # noqa: Y015
+
+@_typing.final
+class Switch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    kind: Global___SwitchKind.ValueType
+    name: _builtins.str
+    """The application id or backend name, as in the policies."""
+    paused: _builtins.bool
+    changed_by: _builtins.str
+    """Who changed it last (`user:<name>`, `app:<key id>`, `cli:<os user>`); empty if never."""
+    reason: _builtins.str
+    """Why, as given with the last change."""
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was changed last; unset if never."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___SwitchKind.ValueType = ...,
+        name: _builtins.str = ...,
+        paused: _builtins.bool = ...,
+        changed_by: _builtins.str = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "changed_by", b"changed_by", "kind", b"kind", "name", b"name", "paused", b"paused", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Switch: _TypeAlias = Switch  # noqa: Y015
+
+@_typing.final
+class SetSwitchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    kind: Global___SwitchKind.ValueType
+    name: _builtins.str
+    """The application id or backend name. Required; must be defined in the policies."""
+    paused: _builtins.bool
+    """True to pause, false to resume."""
+    reason: _builtins.str
+    """Why: recorded in the audit event. Required to pause (at most 500 characters are kept)."""
+    def __init__(
+        self,
+        *,
+        kind: Global___SwitchKind.ValueType = ...,
+        name: _builtins.str = ...,
+        paused: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "paused", b"paused", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSwitchRequest: _TypeAlias = SetSwitchRequest  # noqa: Y015
+
+@_typing.final
+class SetSwitchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SWITCH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def switch(self) -> Global___Switch:
+        """The switch as stored by this call."""
+
+    def __init__(
+        self,
+        *,
+        switch: Global___Switch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["switch", b"switch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["switch", b"switch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSwitchResponse: _TypeAlias = SetSwitchResponse  # noqa: Y015
+
+@_typing.final
+class ListSwitchesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSwitchesRequest: _TypeAlias = ListSwitchesRequest  # noqa: Y015
+
+@_typing.final
+class ListSwitchesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SWITCHES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def switches(self) -> _containers.RepeatedCompositeFieldContainer[Global___Switch]:
+        """Applications first, then backends, each sorted by name."""
+
+    def __init__(
+        self,
+        *,
+        switches: _abc.Iterable[Global___Switch] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["switches", b"switches"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSwitchesResponse: _TypeAlias = ListSwitchesResponse  # noqa: Y015

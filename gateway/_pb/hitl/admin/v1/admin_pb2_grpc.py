@@ -42,6 +42,16 @@ class AdminServiceStub:
                 request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.EraseSubjectRequest.SerializeToString,
                 response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.EraseSubjectResponse.FromString,
                 _registered_method=True)
+        self.SetSwitch = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/SetSwitch',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.SetSwitchRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.SetSwitchResponse.FromString,
+                _registered_method=True)
+        self.ListSwitches = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ListSwitches',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -60,6 +70,22 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetSwitch(self, request, context):
+        """Pause or resume an application, or a model backend (and so every application on it). Every
+        replica applies the change within a second. Recorded as a `switch.paused` or
+        `switch.resumed` event naming the caller's key and the reason. Pausing needs a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSwitches(self, request, context):
+        """The kill switch of every application and backend the policies define, as stored now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -67,6 +93,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.EraseSubject,
                     request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.EraseSubjectRequest.FromString,
                     response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.EraseSubjectResponse.SerializeToString,
+            ),
+            'SetSwitch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSwitch,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.SetSwitchRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.SetSwitchResponse.SerializeToString,
+            ),
+            'ListSwitches': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSwitches,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -99,6 +135,60 @@ class AdminService:
             '/hitl.admin.v1.AdminService/EraseSubject',
             hitl_dot_admin_dot_v1_dot_admin__pb2.EraseSubjectRequest.SerializeToString,
             hitl_dot_admin_dot_v1_dot_admin__pb2.EraseSubjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSwitch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/SetSwitch',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.SetSwitchRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.SetSwitchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSwitches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ListSwitches',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,12 +77,23 @@ class DecideRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
     application: _builtins.str
     """Application id as named in the policies, e.g. "credit-limit"."""
     subject_ref: _builtins.str
     """Opaque reference to the data subject (customer id); used for erasure and audit queries."""
     idempotency_key: _builtins.str
-    """Retrying with the same key returns the first decision instead of deciding again."""
+    """Retrying with the same key returns the first decision instead of deciding again. A key is
+    bound to the request that first used it (application, input, subject_ref, labels,
+    requested_by): reusing it for another request is refused with ALREADY_EXISTS, naming the
+    first decision.
+    """
+    requested_by: _builtins.str
+    """The person on whose behalf the application asks: the loan officer, the agent (a user name
+    or employee id, at most 256 printable characters, surrounding spaces removed). Recorded
+    with the decision and in its audit trail; the requester never reviews their own request.
+    Required when the tier the request is classified into says `require_requester: true`.
+    """
     @_builtins.property
     def input(self) -> _struct_pb2.Struct:
         """The request the model decides on."""
@@ -104,10 +115,11 @@ class DecideRequest(_message.Message):
         idempotency_key: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         wait: _duration_pb2.Duration | None = ...,
+        requested_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "idempotency_key", b"idempotency_key", "input", b"input", "labels", b"labels", "subject_ref", b"subject_ref", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "idempotency_key", b"idempotency_key", "input", b"input", "labels", b"labels", "requested_by", b"requested_by", "subject_ref", b"subject_ref", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -263,6 +275,7 @@ class Decision(_message.Message):
     APPROVALS_NEEDED_FIELD_NUMBER: _builtins.int
     REVIEW_DEADLINE_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     application: _builtins.str
     tier: _builtins.str
@@ -276,6 +289,8 @@ class Decision(_message.Message):
     subject_ref: _builtins.str
     approvals_needed: _builtins.int
     """Approvals a held decision needs (2 = four-eyes)."""
+    requested_by: _builtins.str
+    """The person on whose behalf the application asked (DecideRequest.requested_by)."""
     @_builtins.property
     def model(self) -> Global___Model: ...
     @_builtins.property
@@ -328,10 +343,11 @@ class Decision(_message.Message):
         approvals_needed: _builtins.int = ...,
         review_deadline: _timestamp_pb2.Timestamp | None = ...,
         input: _struct_pb2.Struct | None = ...,
+        requested_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "final_output", b"final_output", "input", b"input", "model", b"model", "model_output", b"model_output", "review_deadline", b"review_deadline", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "approvals_needed", b"approvals_needed", "created_at", b"created_at", "final_output", b"final_output", "id", b"id", "input", b"input", "labels", b"labels", "model", b"model", "model_output", b"model_output", "policy_version", b"policy_version", "reasons", b"reasons", "review_deadline", b"review_deadline", "reviews", b"reviews", "rule", b"rule", "status", b"status", "subject_ref", b"subject_ref", "tier", b"tier", "trace_id", b"trace_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "approvals_needed", b"approvals_needed", "created_at", b"created_at", "final_output", b"final_output", "id", b"id", "input", b"input", "labels", b"labels", "model", b"model", "model_output", b"model_output", "policy_version", b"policy_version", "reasons", b"reasons", "requested_by", b"requested_by", "review_deadline", b"review_deadline", "reviews", b"reviews", "rule", b"rule", "status", b"status", "subject_ref", b"subject_ref", "tier", b"tier", "trace_id", b"trace_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
