@@ -45,3 +45,33 @@ ALTER TABLE decisions ADD COLUMN blind INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE decisions ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE decisions ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
 """
+
+
+def model_inventory(ts: str) -> str:
+    """The model inventory; ``ts`` is the dialect's type for timestamp text that is compared
+    (PostgreSQL needs the ``"C"`` collation for text order to be byte order, as in SQLite)."""
+    return f"""
+-- One row per model version (see gateway/modelrisk/record.py). The lifecycle's history is the
+-- audit trail: every change here is written with its model.* event in one transaction.
+CREATE TABLE models (
+    backend               TEXT NOT NULL,
+    name                  TEXT NOT NULL,
+    version               TEXT NOT NULL,
+    owner                 TEXT NOT NULL,
+    validator             TEXT NOT NULL DEFAULT '',
+    intended_use          TEXT NOT NULL DEFAULT '',
+    max_tier              TEXT NOT NULL,
+    status                TEXT NOT NULL,
+    validated_at          {ts},
+    validation_expires_at {ts},
+    documentation_url     TEXT NOT NULL DEFAULT '',
+    limitations           TEXT NOT NULL DEFAULT '',
+    registered_at         {ts} NOT NULL,
+    updated_at            {ts} NOT NULL,
+    updated_by            TEXT NOT NULL,
+    escalated             INTEGER NOT NULL DEFAULT 0,
+    escalation_reason     TEXT NOT NULL DEFAULT '',
+    escalated_at          {ts},
+    PRIMARY KEY (backend, name, version)
+);
+"""

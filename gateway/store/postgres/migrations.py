@@ -220,6 +220,7 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
         ddl.STORE_PROBE,
     ),
     Migration(4, "0004_human_controls", ddl.HUMAN_CONTROLS),
+    Migration(5, "0005_model_inventory", ddl.model_inventory('TEXT COLLATE "C"')),
 )
 
 

@@ -237,6 +237,7 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
         ddl.STORE_PROBE,
     ),
     Migration(6, "0006_human_controls", ddl.HUMAN_CONTROLS),
+    Migration(7, "0007_model_inventory", ddl.model_inventory("TEXT")),
 )
 
 
