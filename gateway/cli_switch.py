@@ -56,7 +56,7 @@ async def _on_store(
         if change is not None:
             kind, name, paused, actor, reason = change
             with command_span(f"switch {'pause' if paused else 'resume'}"):
-                await switches.set(kind, name, paused, actor, reason, reason_required=True)
+                await switches.set(kind, name, paused, actor, reason)
         return switches.states()
     finally:
         await store.stop()

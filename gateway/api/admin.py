@@ -50,7 +50,6 @@ class AdminServicer:
             request.paused,
             principal.actor,
             request.reason,
-            reason_required=True,
         )
         return pb.SetSwitchResponse(switch=switch_to_pb(kind, state.name, state))
 

@@ -252,18 +252,16 @@ class KillSwitches:
         paused: bool,
         actor: str,
         reason: str = "",
-        *,
-        reason_required: bool = False,
     ) -> SwitchState:
         """Pause or resume (audited); takes effect here for the next decision, and on every
         other replica and process within `refresh_every`.
 
-        Args:
-            reason_required: Refuse a pause without a reason (the API and the CLI ask for one).
+        A pause needs a reason (the audit trail must say why decisions stopped flowing); a
+        resume may give one.
 
         Raises:
             InvalidInput: Unknown kind, a name the policies do not define, or a pause without
-                a reason where one is required.
+                a reason.
         """
         if kind == APPLICATION:
             known = name in self._policies.applications
@@ -274,7 +272,7 @@ class KillSwitches:
         if not known:
             raise InvalidInput("name", f"unknown {kind} {name!r}")
         reason = reason.strip()[:MAX_REASON]
-        if paused and reason_required and not reason:
+        if paused and not reason:
             raise InvalidInput("reason", "required to pause: say why")
         now = self._clock()
         state = SwitchState(kind, name, paused, actor, now, reason)

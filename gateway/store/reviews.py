@@ -50,6 +50,9 @@ _NOT_REQUESTER = " AND LOWER(TRIM(d.requested_by)) <> LOWER(TRIM(?))"
 _REQUESTED_BY = (
     "SELECT 1 FROM decisions WHERE id = ? AND LOWER(TRIM(requested_by)) = LOWER(TRIM(?))"
 )
+_DISABLED = "SELECT 1 FROM accounts WHERE name = ? AND disabled = 1"
+"""The claimant's stored account is disabled (read in the claim's transaction: a claim that
+passed the UI's check just before the account was disabled must not lease the item)."""
 _LEASE = "UPDATE review_tasks SET claimed_by = ?, claimed_until = ? WHERE id = ?"
 _RELEASE = (
     "UPDATE review_tasks SET claimed_by = NULL, claimed_until = NULL "
@@ -200,6 +203,8 @@ class ReviewsMixin:
                 if await tx.fetchrow(_OPEN_TASK, decision_id, kind.value) is None:
                     return NotFound("open review task for decision", decision_id)
                 return Conflict(f"decision {decision_id} is being claimed by someone else")
+            if await tx.fetchrow(_DISABLED, reviewer):
+                return PermissionDenied(f"account {reviewer} is disabled")
             if await tx.fetchrow(_REQUESTED_BY, decision_id, reviewer):
                 return PermissionDenied(
                     f"maker-checker: {reviewer} requested decision {decision_id} and may not "

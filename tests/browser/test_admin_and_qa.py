@@ -97,3 +97,21 @@ def test_qa_disagreement_is_recorded_and_the_decision_stands(
     events = gw.call(gw.gateway.store.audit_events_for(decision.id))
     assert events[-1].type == "decision.qa_reviewed"
     assert events[-1].payload["agree"] is False
+
+
+def test_a_pause_without_a_reason_is_refused(gw: GatewayThread, new_page: PageFactory) -> None:
+    """The form asks for a reason, and a post without one (the browser's check bypassed) is
+    refused naming the field: the trail must say why decisions stopped flowing."""
+    page = new_page()
+    login(page, gw.url, "admin", ADMIN_PASSWORD)
+    page.click("text=Kill switch")
+    row = page.locator("tr[data-switch='application:t-echo']")
+    assert row.locator("input[name=reason]").get_attribute("required") is not None
+    token = page.locator("input[name=csrf]").first.input_value()
+    resp = page.request.post(
+        f"{gw.url}/ui/admin/switches",
+        form={"csrf": token, "kind": "application", "name": "t-echo", "action": "pause"},
+    )
+    assert resp.status == 400
+    assert "reason" in resp.text()
+    assert not gw.gateway.switches.is_paused("application", "t-echo")

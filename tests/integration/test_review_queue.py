@@ -110,7 +110,7 @@ async def test_kill_switch_holds_then_resumes(gateway: Gateway, client: AsyncGat
 
 async def test_paused_backend_is_not_called(gateway: Gateway, client: AsyncGatewayClient) -> None:
     """Pausing a backend holds its applications' decisions without a model output."""
-    await gateway.switches.set("backend", "echo", True, "user:admin")
+    await gateway.switches.set("backend", "echo", True, "user:admin", "vendor outage")
     held = await client.decide("t-echo", {"score": 0.95})
     assert held.status is Status.PENDING_REVIEW
     assert held.model_output is None
@@ -146,7 +146,7 @@ async def test_auditor_cannot_decide(gateway: Gateway, client: AsyncGatewayClien
 
 async def test_refusing_pause_policy_gives_failed_precondition(gateway: Gateway) -> None:
     """An application with on_pause: reject answers FAILED_PRECONDITION while paused."""
-    await gateway.switches.set("application", "t-pause-refuse", True, "user:admin")
+    await gateway.switches.set("application", "t-pause-refuse", True, "user:admin", "drift")
     key = await create_api_key(gateway)
     async with AsyncGatewayClient(f"127.0.0.1:{gateway.grpc_port}", api_key=key) as c:
         with pytest.raises(GatewayCallError) as err:

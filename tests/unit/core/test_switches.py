@@ -91,18 +91,17 @@ async def test_unconfirmed_state_is_trusted_for_a_second_then_refuses(
     assert (await switches.current()) == {APP: False}
 
 
-async def test_a_pause_without_a_reason_is_refused_where_one_is_required(
-    store: SQLiteStore, policies: PolicySet
-) -> None:
-    """With reason_required a blank reason is refused naming the field; nothing is written."""
+async def test_a_pause_without_a_reason_is_refused(store: SQLiteStore, policies: PolicySet) -> None:
+    """A blank reason to pause is refused naming the field; nothing is written; a resume may
+    give none."""
     switches = KillSwitches(store, policies)
     await switches.load()
     with pytest.raises(InvalidInput) as err:
-        await switches.set("application", APP, True, "cli:ops", "   ", reason_required=True)
+        await switches.set("application", APP, True, "cli:ops", "   ")
     assert err.value.field == "reason"
     assert await store.list_switches() == []
     assert await store.audit_events() == []
-    resumed = await switches.set("application", APP, False, "cli:ops", reason_required=True)
+    resumed = await switches.set("application", APP, False, "cli:ops")
     assert not resumed.paused
 
 

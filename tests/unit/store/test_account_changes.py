@@ -13,7 +13,7 @@ from conftest import AnyStore
 from raw import verify_chain
 from store_factories import T0, created_event, decision_task, make_decision
 
-from gateway.errors import Conflict, FailedPrecondition, NotFound
+from gateway.errors import Conflict, FailedPrecondition, NotFound, PermissionDenied
 from gateway.store.protocol import AccountChanges
 from gateway.types import Account, AuditDraft, Role, SessionRecord, TaskKind
 
@@ -83,6 +83,19 @@ async def test_disabling_ends_sessions_and_releases_leases_with_its_event(
         ("account.disabled", "cli:ops", {"name": "tom"})
     ]
     assert (await verify_chain(location)).ok
+
+
+async def test_a_disabled_account_cannot_claim(store: AnyStore) -> None:
+    """A claim checks the account in its own transaction: one that passed the UI's check just
+    before the account was disabled leases nothing."""
+    tom = await _account(store, "tom")
+    await store.change_account(tom, replace(tom, disabled=True), _event("account.disabled", "tom"))
+    d = make_decision()
+    await store.create_decision(d, [created_event(d)], [decision_task(d)])
+    with pytest.raises(PermissionDenied, match="disabled"):
+        await store.claim_task(d.id, TaskKind.DECISION, "tom", NOW, LEASE)
+    task = await store.open_task(d.id, TaskKind.DECISION)
+    assert task is not None and task.claimed_by is None
 
 
 async def test_role_and_group_changes_touch_neither_sessions_nor_leases(store: AnyStore) -> None:
