@@ -229,7 +229,8 @@ class QueueItem:
     task_id: int
     claimed_by: str | None
     claimed_until: datetime | None
-    approvals: int
+    verdicts: int
+    """Verdicts given so far, of any kind (a count only: a blind tier shows no more)."""
     approvals_needed: int
 
 

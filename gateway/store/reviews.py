@@ -70,7 +70,7 @@ def _item(row: Sequence[Any]) -> QueueItem:
         claimed_until=codec.parse_ts_opt(claimed_until),
         # Verdicts given so far, of any kind: how many approve would tell a blind tier's
         # next reviewer what the earlier ones said.
-        approvals=verdicts,
+        verdicts=verdicts,
         approvals_needed=needed,
     )
 

@@ -233,7 +233,7 @@ async def test_blind_item_hides_earlier_verdicts_until_the_reviewer_gives_theirs
     assert view.decision.reviews == () and view.agreement is None
     assert view.proposed_output is None
     page = await queue.page(bob)
-    assert [i.approvals for i in page.items] == [1]  # how many, never which
+    assert [i.verdicts for i in page.items] == [1]  # how many, never which
     await queue.decide(bob, d.id, Verdict.REJECT, "no")
     after = await queue.open(bob, d.id, TaskKind.DECISION)
     assert not after.verdicts_hidden

@@ -57,7 +57,7 @@ async def test_queue_counts_verdicts_of_every_kind(store: AnyStore) -> None:
         did, review, Status.PENDING_REVIEW, None, event, Status.PENDING_REVIEW, 0
     )
     page, _ = await store.queue_page(TaskKind.DECISION, viewer="bob", now=NOW)
-    assert [(i.approvals, i.approvals_needed) for i in page] == [(1, 2)]
+    assert [(i.verdicts, i.approvals_needed) for i in page] == [(1, 2)]
 
 
 @pytest.mark.parametrize(
