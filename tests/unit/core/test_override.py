@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.core.queue import parse_override
+from gateway.core.overrides import parse_override
 from gateway.errors import InvalidInput
 
 OUTPUT: dict[str, Any] = {
