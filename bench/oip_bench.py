@@ -52,7 +52,7 @@ MODEL = "bench-scorer"
 POLICY = """
 backends:
   - {{name: bench-model, kind: oip, target: "127.0.0.1:{port}", model: scorer, version: "1",
-     validation: approved, timeout: 2s}}
+     timeout: 2s}}
 applications:
   - id: bench-oip
     tier: limited
@@ -80,6 +80,40 @@ def request_bytes(model: str) -> bytes:
     request.inputs.add(name="features", datatype="FP64", shape=[1, 2])
     request.raw_input_contents.append(struct.pack("<2d", 1.0, 1.0))  # score 0.9: approved
     return request.SerializeToString()
+
+
+async def approve_model(data_dir: Path) -> None:
+    """Register the bench model version as approved in the gateway's inventory (a bank's OIP
+    model decides automatically only once model risk has approved it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.audit.events import EventType
+    from gateway.audit.events import event as audit_event
+    from gateway.modelrisk.record import ModelKey, ModelRecord, ModelStatus
+    from gateway.store import SQLiteStore
+
+    now = datetime.now(UTC)
+    key = ModelKey("bench-model", "scorer", "1")
+    record = ModelRecord(
+        key=key,
+        owner="bench",
+        validator="bench-validator",
+        intended_use="benchmark",
+        max_tier="high",
+        status=ModelStatus.APPROVED,
+        validated_at=now,
+        validation_expires_at=now + timedelta(days=1),
+        documentation_url="",
+        limitations="",
+        registered_at=now,
+        updated_at=now,
+        updated_by="bench",
+    )
+    payload = {"backend": key.backend, "name": key.name, "version": key.version}
+    async with SQLiteStore(data_dir / "gateway.db") as store:
+        await store.register_model(
+            record, audit_event(EventType.MODEL_REGISTERED, "", "bench", payload)
+        )
 
 
 class BenchError(RuntimeError):
@@ -271,6 +305,7 @@ def _run(
             (policies / "bench.yaml").write_text(POLICY.format(port=model_port))
             data_dir = work / "var"
             token = create_key(data_dir, policies, env, APPLICATION)
+            asyncio.run(approve_model(data_dir))
             argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
             argv_gw += ["--policies", str(policies), "--grpc-port", str(gw_port)]
             argv_gw += ["--http-port", "0"]

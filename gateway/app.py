@@ -7,7 +7,6 @@ flushes the store's writer.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Mapping
 from datetime import timedelta
@@ -47,6 +46,7 @@ from gateway.core.notifier import Notifier
 from gateway.core.pipeline import DecisionPipeline
 from gateway.core.queue import ReviewQueue
 from gateway.core.ratelimit import RateLimiter
+from gateway.core.remote_changes import RemoteChanges
 from gateway.core.reviews import ReviewService
 from gateway.core.session_purge import SessionPurger
 from gateway.core.slots import CallSlots
@@ -55,8 +55,13 @@ from gateway.core.sweeper import SlaSweeper
 from gateway.core.switches import KillSwitches
 from gateway.core.vault import Vault
 from gateway.keys import GatewayKeys, load_keys
+from gateway.modelrisk.early_warning import EarlyWarning
+from gateway.modelrisk.escalations import Escalations
+from gateway.modelrisk.gate import ModelGate, register_builtin_models
+from gateway.modelrisk.inventory import ModelInventory
+from gateway.modelrisk.record import ModelKey, ModelRecord
 from gateway.policy import PolicySet, load_policies
-from gateway.store import StoreClosed, open_store
+from gateway.store import open_store
 from gateway.store.protocol import ReviewStore
 from gateway.telemetry.tracing import setup_tracing, shutdown_tracing
 from reviewer_ui.app import PREFIX as UI_PREFIX
@@ -84,9 +89,11 @@ class Gateway:
         self._checkpointer: Checkpointer | None = None
         self._sweeper: SlaSweeper | None = None
         self._session_purger: SessionPurger | None = None
+        self._early_warning: EarlyWarning | None = None
         self._switches: KillSwitches | None = None
+        self._model_gate: ModelGate | None = None
         self.notifier = Notifier()
-        self._remote_fetches: set[asyncio.Task[None]] = set()
+        self._remote: RemoteChanges | None = None
 
     # The core objects, for the reviewer UI and for tests that drive the real services.
     policies: PolicySet
@@ -98,6 +105,9 @@ class Gateway:
     signer: Signer
     accounts: AccountService
     switches: KillSwitches
+    model_gate: ModelGate
+    inventory: ModelInventory
+    escalations: Escalations
     queue: ReviewQueue
     vault: Vault
     keys: GatewayKeys
@@ -126,8 +136,9 @@ class Gateway:
         self.vault = self.keys.vault
         self._store = self.store = open_store(s.store_url)
         await self.store.start()
-        self.store.subscribe_changes(self._remote_change)
-        self.store.subscribe_resync(self._resync)
+        self._remote = RemoteChanges(self.store, self.notifier)
+        self.store.subscribe_changes(self._remote.changed)
+        self.store.subscribe_resync(self._remote.resync)
         for name, spec in self.policies.backends.items():
             backend = build_backend(spec)
             await backend.start()
@@ -140,6 +151,8 @@ class Gateway:
             notifier=self.notifier,
             # The fleet's state as this process follows it; refuses while unconfirmed.
             paused=self._current_switches,
+            # The model inventory, followed the same way (`gateway.modelrisk.gate`).
+            models=self._current_models,
             vault=self.vault,
         )
         self.reviews = ReviewService(self.store, self.notifier)
@@ -162,6 +175,10 @@ class Gateway:
         """The switches are built with the reviewing side, after the pipeline."""
         return await self.switches.current()
 
+    async def _current_models(self) -> Mapping[ModelKey, ModelRecord]:
+        """The inventory is followed from the reviewing side's start, after the pipeline."""
+        return await self.model_gate.current()
+
     async def _start_reviewing(self) -> None:
         """Switches, accounts (with the first admin), the queue, SLA sweeper, session purger."""
         s = self.settings
@@ -169,6 +186,12 @@ class Gateway:
         store = self.store
         self._switches = self.switches = KillSwitches(store, self.policies)
         await self.switches.start()
+        # Built-in demo models are the gateway's own code: registered and approved here, so the
+        # demo keeps its automatic path; OIP models never are (`gateway.modelrisk.gate`).
+        await register_builtin_models(store, self.policies)
+        self._model_gate = self.model_gate = ModelGate(store)
+        await self.model_gate.start()
+        self.inventory = ModelInventory(store, self.policies)
         self.accounts = AccountService(store)
         password = await self.accounts.ensure_admin(s.admin_password or None)
         if password is not None:
@@ -192,6 +215,10 @@ class Gateway:
         self._sweeper.start()
         self._session_purger = SessionPurger(store)
         self._session_purger.start()
+        # Monitoring per model version acts on the policies' thresholds (one replica per breach).
+        self.escalations = Escalations(store)
+        self._early_warning = EarlyWarning(store, lambda: self.policies, inventory=self.inventory)
+        self._early_warning.start()
 
     def _http_routes(self) -> list[BaseRoute]:
         """The reviewer UI, mounted on the HTTP server next to health."""
@@ -200,6 +227,8 @@ class Gateway:
             queue=self.queue,
             accounts=self.accounts,
             switches=self.switches,
+            inventory=self.inventory,
+            monitoring=self._early_warning,
             notifier=self.notifier,
             policies=self.policies,
             audit=self.audit,
@@ -237,7 +266,7 @@ class Gateway:
         auditor = AuditServicer(self.audit, public_key_pem(self.signer.public_key))
         server.add_generic_rpc_handlers((auditor.handler(self.auth),))
         erasure = SubjectErasure(self.store, self.limits.max_id_length)
-        admin = AdminServicer(erasure, self.switches)
+        admin = AdminServicer(erasure, self.switches, self.inventory, self.escalations)
         server.add_generic_rpc_handlers((admin.handler(self.auth),))
         inference = InferenceService(self.pipeline, self._backends, self.readiness)
         inferer = InferenceServicer(inference, self.limits)
@@ -294,29 +323,6 @@ class Gateway:
         await self._http.start(health_app(self.readiness, self._http_routes()))
         self.http_port = self._http.port
 
-    def _remote_change(self, decision_id: str) -> None:
-        """Another replica changed a decision: wake the callers and pages waiting here."""
-        if self._stopped:
-            return
-        task = asyncio.create_task(self._publish_remote(decision_id))
-        self._remote_fetches.add(task)
-        task.add_done_callback(self._remote_fetches.discard)
-
-    def _resync(self) -> None:
-        """Changes made elsewhere may have gone unheard: re-read each decision waited on here,
-        and have live queue pages fetch again."""
-        for decision_id in self.notifier.waited_on():
-            self._remote_change(decision_id)
-        self.notifier.refresh_all()
-
-    async def _publish_remote(self, decision_id: str) -> None:
-        try:
-            decision = await self.store.get_decision(decision_id)
-        except StoreClosed:  # shutting down; waiters are answered by notifier.close()
-            return
-        if decision is not None and not self._stopped:
-            self.notifier.publish(decision)
-
     async def _store_checks(self) -> dict[str, bool]:
         store = self._store
         # A commit, not just a running store: reads still work on a full disk (`store.probe`).
@@ -326,6 +332,9 @@ class Gateway:
         if self._switches is not None:
             # Unconfirmed kill switch state refuses every decision (`KillSwitches.current`).
             checks["switches"] = self._switches.confirmed()
+        if self._model_gate is not None:
+            # Likewise an unconfirmed model inventory (`ModelGate.current`).
+            checks["models"] = self._model_gate.confirmed()
         return checks
 
     async def _can_record(self) -> bool:
@@ -342,11 +351,15 @@ class Gateway:
         if self._stopped or not self._started:
             return
         self._stopped = True
+        if self._remote is not None:
+            self._remote.close()
         grace = self.settings.shutdown_grace
         if self._sweeper is not None:
             await self._sweeper.stop()
         if self._session_purger is not None:
             await self._session_purger.stop()
+        if self._early_warning is not None:
+            await self._early_warning.stop()
         self.notifier.close()  # waiting callers answer now, with the state as it is
         if self._grpc is not None:
             await self._health.enter_graceful_shutdown()
@@ -355,10 +368,12 @@ class Gateway:
             await self._http.stop()
         if self._switches is not None:  # followed until no call can ask any more
             await self._switches.stop()
+        if self._model_gate is not None:
+            await self._model_gate.stop()
         for backend in self._backends.values():
             await backend.stop()
-        if self._remote_fetches:
-            await asyncio.wait(self._remote_fetches)
+        if self._remote is not None:
+            await self._remote.drained()
         if self._store is not None:
             await self._store.stop()
         if self._checkpointer is not None:

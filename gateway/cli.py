@@ -1,4 +1,5 @@
-"""Command line: ``hitl-gateway serve | demo | policy … | keys … | audit … | users … | switch …``.
+"""Command line: ``hitl-gateway serve | demo | policy … | keys … | audit … | users … | switch … |
+models …``.
 
 Every subcommand resolves settings the same way (flags > ``HITL_*`` > config file > defaults), so
 all of them act on the same data directory and store.
@@ -135,7 +136,49 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         f"ok: {len(policies.applications)} applications, {len(policies.tiers)} tiers, "
         f"{len(policies.backends)} backends ({policies.version})"
     )
+    for warning in asyncio.run(_inventory_warnings(_settings(args), policies)):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+async def _inventory_warnings(settings: Settings, policies: Any) -> list[str]:
+    """What the model inventory says against the policies' backends: versions missing from it
+    or not approved (their decisions will be held). Nothing when no store is reachable: the
+    default SQLite file is never created for a check."""
+    from gateway.modelrisk.gate import model_key
+    from gateway.modelrisk.record import ModelStatus
+    from gateway.store import open_store, sqlite_path
+
+    url = settings.store_url
+    if (url.startswith("sqlite") or "://" not in url) and not sqlite_path(url).exists():
+        return []
+    try:
+        store = open_store(url)
+        await store.start()
+    except Exception as exc:
+        return [f"model inventory not checked: store unreachable ({type(exc).__name__})"]
+    try:
+        models = {r.key: r for r in await store.list_models()}
+    finally:
+        await store.stop()
+    warnings: list[str] = []
+    for backend in sorted(policies.backends.values(), key=lambda b: b.name):
+        key = model_key(backend)
+        record = models.get(key)
+        if record is None and backend.kind == "builtin":
+            continue  # a built-in demo model: registered and approved at start
+        if record is None:
+            warnings.append(
+                f"backend {backend.name!r}: model {key} is not in the model inventory; its "
+                "decisions will be held for review until it is registered, validated and "
+                "approved (hitl-gateway models register ...)"
+            )
+        elif record.status is not ModelStatus.APPROVED:
+            warnings.append(
+                f"backend {backend.name!r}: model {key} is {record.status.value} in the model "
+                "inventory; its decisions will be held for review"
+            )
+    return warnings
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
@@ -325,6 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli_switch import add_switch_parser
 
     add_switch_parser(sub, _common, _settings, _cli_actor)
+
+    from gateway.cli_models import add_models_parser
+
+    add_models_parser(sub, _common, _settings, _cli_actor)
+
+    from gateway.cli_monitoring import add_models_clear_parser  # after the inventory's commands
+
+    add_models_clear_parser(sub, _common, _settings, _cli_actor)
     return parser
 
 

@@ -52,11 +52,23 @@ class Verdict(enum.StrEnum):
 
 
 class Validation(enum.StrEnum):
-    """Model risk management status of a backend's model."""
+    """The model version's standing in the model inventory when a decision was made.
 
+    The inventory's lifecycle statuses (`gateway.modelrisk.record.ModelStatus`), plus
+    ``unregistered`` (not in the inventory) and ``pending``, which only decisions recorded
+    before the inventory carry (policies then stated the status themselves): old rows stay
+    readable.
+    """
+
+    REGISTERED = "registered"
+    VALIDATED = "validated"
     APPROVED = "approved"
-    PENDING = "pending"
+    SUSPENDED = "suspended"
     RETIRED = "retired"
+    UNREGISTERED = "unregistered"
+    """Not in the inventory at decision time."""
+    PENDING = "pending"
+    """Legacy: a policy's ``validation: pending`` before the inventory existed."""
 
 
 class TaskKind(enum.StrEnum):
@@ -88,7 +100,9 @@ class ModelRef:
     backend: str
     name: str
     version: str
-    validation: Validation
+    validation: Validation = Validation.UNREGISTERED
+    """The version's inventory status when the decision was made (the policy names the
+    version only; `gateway.modelrisk.gate` looks its status up for every decision)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +221,9 @@ class Role(enum.StrEnum):
     """Reads everything, may see personal data unmasked, never decides."""
     ADMIN = "admin"
     """Manages accounts and kill switches; never decides."""
+    MODEL_RISK = "model-risk"
+    """Keeps the model inventory (register, validate, approve, suspend, retire); sees no review
+    queue and never decides."""
 
 
 @dataclass(frozen=True, slots=True)

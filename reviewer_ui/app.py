@@ -2,9 +2,10 @@
 
 Built from rooms, each one concept: the guard every page passes (`guard`: session, single
 sign-on, CSRF), the renderer (`rendering`), the error table (`errors`), and pages by concern
-(`signin_pages`, `queue_pages`, `item_pages`, `admin_pages`, `audit_pages`), which reach the
-guard and renderer only through the small `protocol.Pages`. Routes only convert: they read the
-form, await one core call (`ReviewQueue`, `SignIn`, `KillSwitches`, `AuditTrail`) and render.
+(`signin_pages`, `queue_pages`, `item_pages`, `admin_pages`, `audit_pages`, `model_pages`),
+which reach the guard and renderer only through the small `protocol.Pages`. Routes only
+convert: they read the form, await one core call (`ReviewQueue`, `SignIn`, `KillSwitches`,
+`AuditTrail`, `ModelInventory`) and render.
 Every form works without JavaScript; the small script only refreshes the queue when the server
 sends an event.
 """
@@ -25,6 +26,8 @@ from gateway.core.signin import SignIn
 from gateway.core.sso import TrustedHeaderSso
 from gateway.core.switches import KillSwitches
 from gateway.errors import GatewayError
+from gateway.modelrisk.early_warning import EarlyWarning
+from gateway.modelrisk.inventory import ModelInventory
 from gateway.policy import PolicySet
 from reviewer_ui.admin_pages import admin_routes
 from reviewer_ui.audit_pages import audit_routes
@@ -32,6 +35,7 @@ from reviewer_ui.crosssite import cross_site_guard
 from reviewer_ui.errors import domain_error
 from reviewer_ui.guard import Guard
 from reviewer_ui.item_pages import item_routes
+from reviewer_ui.model_pages import model_routes
 from reviewer_ui.queue_pages import queue_routes
 from reviewer_ui.rendering import HERE, PREFIX, SECURITY_HEADERS, Renderer, template_env
 from reviewer_ui.sessions import Sessions
@@ -51,6 +55,10 @@ class UiServices:
     """Trusted-header single sign-on; None (or not configured) means password sign-in only."""
     audit: AuditTrail | None = None
     """Serves the read-only auditor pages; without it they are not mounted."""
+    inventory: ModelInventory | None = None
+    """Serves the model inventory pages; without it they are not mounted."""
+    monitoring: EarlyWarning | None = None
+    """Draws each model page's monitoring charts; without it they are left out."""
 
 
 def build_app(services: UiServices, sessions: Sessions) -> Starlette:
@@ -65,6 +73,11 @@ def build_app(services: UiServices, sessions: Sessions) -> Starlette:
             *item_routes(pages, s.queue, s.policies),
             *admin_routes(pages, s.switches),
             *(audit_routes(pages, s.audit) if s.audit is not None else []),
+            *(
+                model_routes(pages, s.inventory, s.policies, monitoring=s.monitoring)
+                if s.inventory is not None
+                else []
+            ),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[cross_site_guard(SECURITY_HEADERS)],

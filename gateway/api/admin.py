@@ -14,17 +14,34 @@ from google.protobuf.message import Message
 from gateway._pb.hitl.admin.v1 import admin_pb2 as pb
 from gateway.api.admin_converters import kind_from_pb, switch_to_pb, switches_to_pb
 from gateway.api.handlers import Unary, unary_handler
+from gateway.api.model_converters import (
+    event_to_pb,
+    key_from_pb,
+    record_to_pb,
+    transition_from_pb,
+    ts_from_pb,
+)
 from gateway.core.auth import ADMIN_ROLES, KeyAuthenticator, Principal
 from gateway.core.erasure import SubjectErasure
 from gateway.core.switches import KillSwitches
+from gateway.modelrisk.escalations import Escalations
+from gateway.modelrisk.inventory import ModelInventory
 
 SERVICE = "hitl.admin.v1.AdminService"
 
 
 class AdminServicer:
-    def __init__(self, erasure: SubjectErasure, switches: KillSwitches) -> None:
+    def __init__(
+        self,
+        erasure: SubjectErasure,
+        switches: KillSwitches,
+        inventory: ModelInventory,
+        escalations: Escalations,
+    ) -> None:
         self._erasure = erasure
         self._switches = switches
+        self._inventory = inventory
+        self._escalations = escalations
 
     async def erase_subject(
         self,
@@ -61,11 +78,93 @@ class AdminServicer:
     ) -> pb.ListSwitchesResponse:
         return switches_to_pb(await self._switches.stored_states())
 
+    # -- the model inventory ---------------------------------------------------------------------
+
+    async def register_model(
+        self,
+        request: pb.ModelRegisterRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.ModelRecord:
+        record = await self._inventory.register(
+            key_from_pb(request.key),
+            owner=request.owner,
+            intended_use=request.intended_use,
+            max_tier=request.max_tier,
+            documentation_url=request.documentation_url,
+            limitations=request.limitations,
+            justification=request.justification,
+            actor=principal.actor,
+        )
+        return record_to_pb(record)
+
+    async def get_model(
+        self,
+        request: pb.ModelGetRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.ModelRecord:
+        return record_to_pb(await self._inventory.get(key_from_pb(request.key)))
+
+    async def list_models(
+        self,
+        request: pb.ModelListRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.ModelListResponse:
+        return pb.ModelListResponse(
+            models=[record_to_pb(r) for r in await self._inventory.models()]
+        )
+
+    async def transition_model(
+        self,
+        request: pb.ModelTransitionRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.ModelRecord:
+        record = await self._inventory.transition(
+            key_from_pb(request.key),
+            transition_from_pb(request.transition),
+            actor=principal.actor,
+            justification=request.justification,
+            validator=request.validator,
+            validated_at=ts_from_pb(request, "validated_at"),
+            expires_at=ts_from_pb(request, "validation_expires_at"),
+            approver=request.approver,
+        )
+        return record_to_pb(record)
+
+    async def model_history(
+        self,
+        request: pb.ModelHistoryRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.ModelHistoryResponse:
+        events = await self._inventory.history(key_from_pb(request.key))
+        return pb.ModelHistoryResponse(events=[event_to_pb(e) for e in events])
+
+    async def clear_model_escalation(
+        self,
+        request: pb.ModelClearEscalationRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.ModelRecord:
+        record = await self._escalations.clear(
+            key_from_pb(request.key), actor=principal.actor, reason=request.reason
+        )
+        return record_to_pb(record)
+
     def handler(self, auth: KeyAuthenticator) -> grpc.GenericRpcHandler:
         methods: dict[str, tuple[Unary, type[Message]]] = {
             "EraseSubject": (self.erase_subject, pb.EraseSubjectRequest),
             "SetSwitch": (self.set_switch, pb.SetSwitchRequest),
             "ListSwitches": (self.list_switches, pb.ListSwitchesRequest),
+            "RegisterModel": (self.register_model, pb.ModelRegisterRequest),
+            "GetModel": (self.get_model, pb.ModelGetRequest),
+            "ListModels": (self.list_models, pb.ModelListRequest),
+            "TransitionModel": (self.transition_model, pb.ModelTransitionRequest),
+            "ModelHistory": (self.model_history, pb.ModelHistoryRequest),
+            "ClearModelEscalation": (self.clear_model_escalation, pb.ModelClearEscalationRequest),
         }
         return grpc.method_handlers_generic_handler(
             SERVICE,

@@ -9,8 +9,8 @@ one site: the gRPC handlers, the HTTP app and the CLI commands each run in a spa
 `event` reads it.
 
 Types in `SYSTEM_ONLY` are made by the gateway on its own (the SLA sweeper acting on a passed
-deadline): no request caused them, so they never carry a trace id, even when one happens to be
-current.
+deadline, the early warning acting on a breach): no request caused them, so they never carry a
+trace id, even when one happens to be current.
 """
 
 from __future__ import annotations
@@ -45,12 +45,36 @@ class EventType(StrEnum):
     ACCOUNT_GROUPS_CHANGED = "account.groups_changed"
     SWITCH_PAUSED = "switch.paused"
     SWITCH_RESUMED = "switch.resumed"
+    MODEL_REGISTERED = "model.registered"
+    """A model version entered the inventory (payload: its key and record)."""
+    MODEL_VALIDATED = "model.validated"
+    MODEL_APPROVED = "model.approved"
+    MODEL_SUSPENDED = "model.suspended"
+    MODEL_RESUMED = "model.resumed"
+    """A suspended model version approved again."""
+    MODEL_RETIRED = "model.retired"
+    MODEL_VERSION_MISMATCH = "model.version_mismatch"
+    """A model server answered a decision's call under another version than the pinned one
+    (the decision's event, in its transaction, with the request's trace)."""
+    MODEL_BREACH = "model.breach"
+    """Monitoring found a rate (or drift) of a model version past its policy threshold; the
+    payload carries the figures (counts, rate, bound, threshold, window) and the action."""
+    MODEL_ESCALATED = "model.escalated"
+    """After a breach whose action is ``escalate``: every decision on the version is held."""
+    MODEL_CLEARED = "model.cleared"
+    """An admin cleared a model version's escalation, with a justification."""
 
 
 SYSTEM_ONLY: frozenset[EventType] = frozenset(
-    {EventType.DECISION_ESCALATED, EventType.DECISION_EXPIRED}
+    {
+        EventType.DECISION_ESCALATED,
+        EventType.DECISION_EXPIRED,
+        EventType.MODEL_BREACH,
+        EventType.MODEL_ESCALATED,
+    }
 )
-"""Types the SLA sweeper makes on its own when a review deadline passes; never traced."""
+"""Types the gateway makes on its own, never traced: the SLA sweeper's when a review deadline
+passes, and the early warning's when a model version's monitoring breaches a threshold."""
 
 
 def current_trace_ids() -> tuple[str, str]:
@@ -74,7 +98,7 @@ def event(
     Args:
         type: What happened.
         decision_id: The decision it concerns; empty for events about keys, accounts,
-            switches or data subjects.
+            switches, models or data subjects.
         actor: Who did it.
         payload: The event's details (erasable: the chain keeps their digest).
         ts: When it happened; the commit time when None.

@@ -5,6 +5,13 @@ circuit breaker, retries of UNAVAILABLE within the call's deadline, and readines
 ``OipApplicationModel`` is one application's view of it: the application's tensor mapping turns
 its input fields into named tensors and the answer's tensors back into output fields. Several
 applications may share one backend, and so its channel and circuit.
+
+Version pinning: the policy pins the model version. Every request names it, and every answer
+must report it (``model_version`` of ModelInferResponse); an answer under another version (or
+none) is a `ModelVersionMismatch`, a model error that fails closed, counted and audited with the
+decision. Readiness asks ModelMetadata as well: a server whose metadata lists versions without
+the pinned one is not ready. A server that does not implement ModelMetadata is judged by
+ModelReady and its answers alone.
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ from opentelemetry import propagate
 from gateway._pb.inference import grpc_service_pb2 as pb
 from gateway._pb.inference import grpc_service_pb2_grpc as pb_grpc
 from gateway.backends.breaker import CircuitBreaker
-from gateway.backends.protocol import ModelError
+from gateway.backends.protocol import ModelError, ModelVersionMismatch
 from gateway.backends.retry import backoff_delays
 from gateway.oip.tensors import Tensor, TensorError, decode, encode, project
 from gateway.oip.wire import read_tensor, write_contents
 from gateway.policy import BackendSpec, OipMapping
+from gateway.telemetry import metrics
 from gateway.types import JSONObject, ModelRef
 
 __all__ = ["OipApplicationModel", "OipBackend"]
@@ -72,6 +80,7 @@ class OipBackend:
         self._roots = Path(spec.tls_ca).read_bytes() if spec.tls and spec.tls_ca else None
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.GRPCInferenceServiceStub | None = None
+        self._metadata_mismatch = False
 
     @property
     def ref(self) -> ModelRef:
@@ -95,16 +104,54 @@ class OipBackend:
             await channel.close()
 
     async def ready(self) -> bool:
-        """Whether the server says the model (at the policy's version) is ready."""
+        """Whether the server says the model (at the policy's version) is ready, and its
+        metadata, when it gives any, lists the pinned version."""
         stub = self._stub
         if stub is None:
             return False
-        request = pb.ModelReadyRequest(name=self.spec.model, version=self.spec.version)
+        spec = self.spec
+        request = pb.ModelReadyRequest(name=spec.model, version=spec.version)
         try:
             response = await stub.ModelReady(request, timeout=_READY_TIMEOUT)
         except grpc.aio.AioRpcError:
             return False
-        return bool(response.ready)
+        if not response.ready:
+            return False
+        asked = pb.ModelMetadataRequest(name=spec.model, version=spec.version)
+        try:
+            metadata = await stub.ModelMetadata(asked, timeout=_READY_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code() is grpc.StatusCode.UNIMPLEMENTED
+        versions = list(metadata.versions)
+        mismatch = bool(versions) and spec.version not in versions
+        if mismatch:
+            metrics.model_version_mismatch(spec.name, "ready")
+            if not self._metadata_mismatch:
+                log.error(
+                    "model.version_mismatch",
+                    backend=spec.name,
+                    model=spec.model,
+                    pinned=spec.version,
+                    reported=versions,
+                )
+        self._metadata_mismatch = mismatch
+        return not mismatch
+
+    def check_version(self, response: pb.ModelInferResponse) -> None:
+        """Raise `ModelVersionMismatch` (counted) unless ``response`` reports the pinned
+        version."""
+        spec = self.spec
+        if response.model_version == spec.version:
+            return
+        metrics.model_version_mismatch(spec.name, "infer")
+        log.error(
+            "model.version_mismatch",
+            backend=spec.name,
+            model=spec.model,
+            pinned=spec.version,
+            reported=response.model_version,
+        )
+        raise ModelVersionMismatch(spec.name, spec.model, spec.version, response.model_version)
 
     async def predict(self, inputs: JSONObject, *, timeout: float) -> JSONObject:
         """Never called: applications reach this backend through ``bind`` (their mapping).
@@ -213,6 +260,7 @@ class OipApplicationModel:
         for tensor in tensors:
             write_contents(request.inputs.add(), tensor)
         response = await self._backend.infer(request, timeout)
+        self._backend.check_version(response)
         try:
             return decode(_response_tensors(response), self._mapping.outputs, strict=False)
         except TensorError as exc:

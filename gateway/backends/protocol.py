@@ -11,6 +11,20 @@ class ModelError(Exception):
     """The model call failed (timeout, bad response, backend down). Never approves."""
 
 
+class ModelVersionMismatch(ModelError):
+    """The model server answered under another model version than the policy pins."""
+
+    def __init__(self, backend: str, model: str, pinned: str, reported: str) -> None:
+        super().__init__(
+            f"{backend}: model {model} answered as version {reported!r}, not the pinned "
+            f"version {pinned!r}"
+        )
+        self.backend = backend
+        self.model = model
+        self.pinned = pinned
+        self.reported = reported
+
+
 class ModelBackend(Protocol):
     @property
     def ref(self) -> ModelRef:

@@ -9,7 +9,6 @@ from gateway.backends.builtin import BuiltinBackend
 from gateway.backends.oip import OipBackend
 from gateway.backends.protocol import ModelBackend
 from gateway.policy import ApplicationPolicy, BackendSpec
-from gateway.types import Validation
 
 BACKEND_KINDS: tuple[str, ...] = ("builtin", "oip")
 """Every backend kind a policy may name."""
@@ -30,9 +29,6 @@ class BackendSpecLike(Protocol):
     @property
     def version(self) -> str: ...
 
-    @property
-    def validation(self) -> Validation: ...
-
 
 def build_backend(spec: BackendSpecLike) -> ModelBackend:
     """Return the backend ``spec`` describes, not yet started.
@@ -41,7 +37,7 @@ def build_backend(spec: BackendSpecLike) -> ModelBackend:
     """
     kind = spec.kind
     if kind == "builtin":
-        return BuiltinBackend(spec.name, spec.model, spec.version, spec.validation)
+        return BuiltinBackend(spec.name, spec.model, spec.version)
     if kind == "oip":
         if not isinstance(spec, BackendSpec):
             raise TypeError(f"backend {spec.name!r}: an oip backend needs a full BackendSpec")

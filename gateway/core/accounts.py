@@ -50,6 +50,7 @@ DEFAULT_GROUPS: dict[Role, tuple[str, ...]] = {
     Role.SENIOR: ("senior", "reviewers"),
     Role.AUDITOR: (),
     Role.ADMIN: (),
+    Role.MODEL_RISK: (),
 }
 """Groups an account gets when none are given: those of the shipped policies."""
 

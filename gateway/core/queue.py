@@ -28,10 +28,16 @@ from gateway.core.reviews import (
     agreement,
     is_requester,
     requester_refusal,
-    same_person,
+)
+from gateway.core.roles import (
+    ALL_SEEING_ROLES,
+    DECIDING_ROLES,
+    UNMASKING_ROLES,
+    visible_groups,
 )
 from gateway.core.vault import Vault
 from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from gateway.people import same_person
 from gateway.policy import PolicySet
 from gateway.store.protocol import QueueCursor, ReviewStore
 from gateway.types import (
@@ -39,15 +45,10 @@ from gateway.types import (
     Decision,
     JSONObject,
     QueueItem,
-    Role,
     TaskKind,
     Verdict,
 )
 
-DECIDING_ROLES = frozenset({Role.REVIEWER, Role.SENIOR})
-UNMASKING_ROLES = frozenset({Role.SENIOR, Role.AUDITOR})
-ALL_SEEING_ROLES = frozenset({Role.AUDITOR, Role.ADMIN})
-"""Read-only roles that see every group's items."""
 MAX_REASON = 2000
 
 
@@ -81,10 +82,6 @@ class ItemView:
     proposed_output: JSONObject | None = None
     """The output an override would confirm: the latest verdict's, when it is a visible
     override (else None)."""
-
-
-def _groups(account: Account) -> tuple[str, ...] | None:
-    return None if account.role in ALL_SEEING_ROLES else account.groups
 
 
 def _reason(reason: str) -> str:
@@ -123,7 +120,7 @@ class ReviewQueue:
         limit: int = 50,
     ) -> QueuePage:
         """A page of the queue the account may see, most urgent first, with counts."""
-        groups = _groups(account)
+        groups = visible_groups(account)
         items, cursor = await self._store.queue_page(
             kind,
             viewer=account.name,
@@ -386,7 +383,9 @@ class ReviewQueue:
 
 
 def _require_group(account: Account, task: QueueItem) -> None:
-    if account.role not in ALL_SEEING_ROLES and not set(task.task.groups) & set(account.groups):
+    if account.role in ALL_SEEING_ROLES:
+        return
+    if account.role not in DECIDING_ROLES or not set(task.task.groups) & set(account.groups):
         raise PermissionDenied(
             f"{account.name} is not in a group that reviews this item "
             f"({', '.join(task.task.groups)})"

@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.audit.events import EventType
+from gateway.audit.events import event as audit_event
+from gateway.backends.protocol import ModelVersionMismatch
 from gateway.core.masking import mask
 from gateway.policy import ApplicationPolicy, TierSpec
-from gateway.types import Decision, ReviewTask, TaskKind
+from gateway.types import AuditDraft, Decision, ReviewTask, TaskKind
 
 
 def review_task(
@@ -54,3 +57,18 @@ def created_payload(decision: Decision, app: ApplicationPolicy, sampled: bool) -
         "labels": decision.labels,
         "qa_sampled": sampled,
     }
+
+
+def version_mismatch_event(
+    decision_id: str, mismatch: ModelVersionMismatch, ts: datetime
+) -> AuditDraft:
+    """The ``model.version_mismatch`` event of a decision whose model server answered under
+    another version than the pinned one (the request's trace, like its ``decision.created``)."""
+    payload = {
+        "backend": mismatch.backend,
+        "name": mismatch.model,
+        "version": mismatch.pinned,
+        "pinned_version": mismatch.pinned,
+        "reported_version": mismatch.reported,
+    }
+    return audit_event(EventType.MODEL_VERSION_MISMATCH, decision_id, "system", payload, ts=ts)

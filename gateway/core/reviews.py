@@ -41,6 +41,7 @@ from gateway.audit.events import EventType
 from gateway.audit.events import event as audit_event
 from gateway.core.notifier import Notifier
 from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from gateway.people import same_person
 from gateway.store.protocol import Store
 from gateway.telemetry import metrics
 from gateway.telemetry.spans import span
@@ -107,11 +108,6 @@ def agreement(decision: Decision, reviews: Sequence[Review] | None = None) -> Ag
         run.append(review.reviewer)
     output = last.output if last.verdict is Verdict.OVERRIDE else None
     return Agreement(last.verdict, output, tuple(reversed(run)), needed_for(decision, last.verdict))
-
-
-def same_person(a: str, b: str) -> bool:
-    """Two names for one person: equal ignoring case and surrounding spaces (fail closed)."""
-    return a.strip().lower() == b.strip().lower()
 
 
 def is_requester(decision: Decision, name: str) -> bool:

@@ -28,6 +28,7 @@ from gateway.policy.model import (
     ApplicationPolicy,
     BackendSpec,
     EscalationRule,
+    MonitorRule,
     OipMapping,
     PolicySet,
     RouteResult,
@@ -38,6 +39,7 @@ from gateway.policy.model import (
 from gateway.policy.schema import (
     ApplicationModel,
     BackendModel,
+    MonitorModel,
     OipModel,
     Policies,
     PolicyFile,
@@ -234,6 +236,7 @@ class _Merged:
             description=app.description,
             oip=_oip(app.oip) if app.oip is not None else None,
             input_schema=self._input_schema(index, app.input_schema),
+            monitor=_monitor(app.monitor),
         )
 
     def _input_schema(self, index: int, spec: dict[str, Any] | str | None) -> InputSchema | None:
@@ -300,7 +303,19 @@ def _tier(rank: int, model: TierModel) -> TierSpec:
         sla=review.sla if review else None,
         on_timeout=review.on_timeout if review else None,
         require_approved_model=model.require_approved_model,
+        require_explanation=model.require_explanation,
         require_requester=model.require_requester,
+    )
+
+
+def _monitor(model: MonitorModel | None) -> tuple[MonitorRule, ...]:
+    """The thresholds of a ``monitor:`` section, in the order it declares them."""
+    if model is None:
+        return ()
+    return tuple(
+        MonitorRule(name, r.above, r.min_reviews, r.window.total_seconds(), r.action)
+        for name in type(model).model_fields
+        if (r := getattr(model, name)) is not None
     )
 
 
@@ -310,7 +325,6 @@ def _backend(model: BackendModel, tls_ca: str | None) -> BackendSpec:
         kind=model.kind,
         model=model.model,
         version=model.version,
-        validation=model.validation,
         timeout=model.timeout.total_seconds(),
         target=model.target,
         third_party=model.third_party,
@@ -319,6 +333,7 @@ def _backend(model: BackendModel, tls_ca: str | None) -> BackendSpec:
         tls_ca=tls_ca,
         circuit_failures=model.circuit.failures,
         circuit_cooldown=model.circuit.cooldown.total_seconds(),
+        monitor=_monitor(model.monitor),
     )
 
 

@@ -9,13 +9,14 @@ from datetime import timedelta
 from gateway.errors import NotFound, UnknownApplication
 from gateway.policy.cel import Condition, activation
 from gateway.policy.input_schema import InputSchema
-from gateway.types import Action, JSONObject, ModelRef, Validation
+from gateway.types import Action, JSONObject, ModelRef
 
 __all__ = [
     "ApplicationPolicy",
     "BackendSpec",
     "Classification",
     "EscalationRule",
+    "MonitorRule",
     "OipMapping",
     "PolicySet",
     "RouteResult",
@@ -39,6 +40,10 @@ class TierSpec:
     on_timeout: str | None
     """``approve``, ``reject`` or ``escalate`` when ``sla`` passes; None without an SLA."""
     require_approved_model: bool
+    """Kept from the policy file for its readers: every automatic decision needs an approved
+    model version now (`gateway.modelrisk.gate`), whatever this says."""
+    require_explanation: bool = False
+    """A model output without an explanation is held for review, never decided automatically."""
     reject_approvals: int = 1
     """Distinct people who must agree on a rejection (at most ``approvals``)."""
     blind: bool = False
@@ -48,15 +53,34 @@ class TierSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitorRule:
+    """A threshold on one monitored rate (or ``psi``) of a model version (see
+    `gateway.modelrisk.early_warning`)."""
+
+    metric: str
+    """A rate of `gateway.modelrisk.monitor.RATES`, or ``psi``."""
+    above: float
+    min_samples: int
+    window: float
+    """Seconds."""
+    action: str
+    """``alert``, ``escalate`` or ``suspend``."""
+
+
+@dataclass(frozen=True, slots=True)
 class BackendSpec:
-    """Where an application's model runs, and its model risk management status."""
+    """Where an application's model runs, and which model version it must be.
+
+    Its model risk status is not here: it lives in the model inventory, looked up for every
+    decision (`gateway.modelrisk.gate`)."""
 
     name: str
     kind: str
     """``builtin`` (in-process) or ``oip`` (Open Inference Protocol v2 over gRPC)."""
     model: str
     version: str
-    validation: Validation
+    """The pinned model version: the inventory entry it is checked against, and the version an
+    OIP server must report."""
     timeout: float = 2.0
     """Seconds."""
     target: str | None = None
@@ -70,10 +94,12 @@ class BackendSpec:
     """Consecutive failed calls that open the circuit."""
     circuit_cooldown: float = 10.0
     """Seconds the circuit stays open before one probe call may try the backend again."""
+    monitor: tuple[MonitorRule, ...] = ()
+    """Early warning thresholds on this backend's model version."""
     _ref: ModelRef = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        ref = ModelRef(self.name, self.model, self.version, self.validation)
+        ref = ModelRef(self.name, self.model, self.version)
         object.__setattr__(self, "_ref", ref)
 
     def ref(self) -> ModelRef:
@@ -177,6 +203,8 @@ class ApplicationPolicy:
     """While paused: REVIEW holds every new decision, REJECT refuses it (FAILED_PRECONDITION)."""
     input_schema: InputSchema | None = None
     """Checked before the model is called; a mismatch is INVALID_ARGUMENT naming the field."""
+    monitor: tuple[MonitorRule, ...] = ()
+    """Early warning thresholds on the application's model version."""
     _model: dict[str, str] = field(init=False, repr=False, compare=False)
     _unescalated: Classification = field(init=False, repr=False, compare=False)
 
@@ -184,8 +212,13 @@ class ApplicationPolicy:
         object.__setattr__(self, "_model", model_vars(self.backend.ref()))
         object.__setattr__(self, "_unescalated", Classification(self.base_tier, (), ()))
 
-    def classify(self, input: JSONObject, labels: Mapping[str, str]) -> Classification:
+    def classify(
+        self, input: JSONObject, labels: Mapping[str, str], model: ModelRef | None = None
+    ) -> Classification:
         """The request's tier: the base tier, raised by every escalation rule that matches.
+
+        ``model`` is the model as conditions see it (with its inventory status); None: the
+        backend's reference.
 
         Raises PolicyEvalError when a condition cannot be evaluated.
         """
@@ -196,7 +229,7 @@ class ApplicationPolicy:
                 "input": input,
                 "tier": self.base_tier.name,
                 "app": self.id,
-                "model": self._model,
+                "model": self._model if model is None else model_vars(model),
                 "labels": labels,
             },
             with_output=False,

@@ -10,21 +10,25 @@ CEL conditions are plain strings here; the loader compiles them (see ``gateway.p
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    model_validator,
+from pydantic import Field, model_validator
+
+from gateway.policy.fields import (
+    Duration,
+    FieldPath,
+    Loc,
+    Name,
+    StrictModel,
+    Text,
+    error_loc,
+    parse_duration,
 )
-from pydantic_core import PydanticCustomError
-
-from gateway.types import Action, Validation
+from gateway.policy.fields import policy_error as _error
+from gateway.policy.monitor_schema import MonitorModel, MonitorRuleModel
+from gateway.policy.oip_schema import OipModel, TensorModel
+from gateway.types import Action
 
 __all__ = [
     "ApplicationModel",
@@ -32,6 +36,8 @@ __all__ = [
     "CircuitModel",
     "EscalateModel",
     "Loc",
+    "MonitorModel",
+    "MonitorRuleModel",
     "OipModel",
     "Policies",
     "PolicyFile",
@@ -43,39 +49,8 @@ __all__ = [
     "parse_duration",
 ]
 
-Loc = tuple[str | int, ...]
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def _error(message: str, loc: Loc = ()) -> PydanticCustomError:
-    """A validation error with a plain message; ``loc`` points below the validated model."""
-    return PydanticCustomError("policy", "{detail}", {"detail": message, "loc": loc})
-
-
-def parse_duration(value: object) -> timedelta:
-    """``30s``, ``5m``, ``4h``, ``2d`` (also ``500ms``, ``1.5h``) to a positive timedelta."""
-    match = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        raise _error(f"invalid duration {value!r}: use a number and a unit, e.g. 30s, 5m, 4h, 2d")
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise _error(f"duration {value!r} must be positive")
-    return timedelta(seconds=seconds)
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-FieldPath = Annotated[str, StringConstraints(pattern=r"^[^.\s]+(\.[^.\s]+)*$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ReviewModel(_Model):
+class ReviewModel(StrictModel):
     """How held decisions of a tier are reviewed."""
 
     approvals: int = Field(default=1, ge=1, le=10)
@@ -117,10 +92,22 @@ class ReviewModel(_Model):
         return self
 
 
-class TierModel(_Model):
+INVENTORY_HINT = (
+    "moved to the model inventory: register the model version and have it validated and "
+    "approved there (hitl-gateway models register ...); the policy names the version only"
+)
+"""What a policy that still states a model's validation status is told."""
+
+
+class TierModel(StrictModel):
     name: Name
     action: Literal["reject"] | None = None
-    require_approved_model: bool = False
+    require_approved_model: bool = True
+    """Every automatic decision needs an approved, valid model version in the inventory now;
+    the key stays accepted (``true``) so that files which state it keep loading, and ``false``
+    is refused, since it can no longer mean anything."""
+    require_explanation: bool = False
+    """A model output without an explanation is held for review, never decided automatically."""
     require_requester: bool = False
     """A Decide must name ``requested_by`` (maker-checker needs to know the maker)."""
     review: ReviewModel | None = None
@@ -128,24 +115,31 @@ class TierModel(_Model):
 
     @model_validator(mode="after")
     def _reject_has_no_review(self) -> TierModel:
+        if not self.require_approved_model:
+            raise _error(
+                "every automatic decision needs an approved model version in the model "
+                "inventory; require_approved_model: false cannot lift that (remove the key)",
+                ("require_approved_model",),
+            )
         if self.action == "reject" and self.review is not None:
             raise _error("a reject tier never holds decisions, so it takes no review", ("review",))
         return self
 
 
-class CircuitModel(_Model):
+class CircuitModel(StrictModel):
     """When a remote backend's circuit opens, and how long it stays open before a probe."""
 
     failures: int = Field(default=5, ge=1, le=1000)
     cooldown: Duration = timedelta(seconds=10)
 
 
-class BackendModel(_Model):
+class BackendModel(StrictModel):
     name: Name
     kind: Literal["builtin", "oip"]
     model: Text
-    version: str
-    validation: Validation
+    version: Text
+    """The model version this backend must serve (the inventory entry; an OIP server must
+    report it)."""
     timeout: Duration = timedelta(seconds=2)
     target: Text | None = None
     third_party: bool = False
@@ -159,6 +153,14 @@ class BackendModel(_Model):
     """
     circuit: CircuitModel = CircuitModel()
     description: str = ""
+    monitor: MonitorModel | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_validation(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "validation" in data:
+            raise _error(INVENTORY_HINT, ("validation",))
+        return data
 
     @model_validator(mode="after")
     def _kind_fields(self) -> BackendModel:
@@ -179,85 +181,19 @@ class BackendModel(_Model):
         return self
 
 
-class EscalateModel(_Model):
+class EscalateModel(StrictModel):
     when: Text
     tier: Name
     reason: str = ""
 
 
-class RouteModel(_Model):
+class RouteModel(StrictModel):
     when: Text
     action: Action
     reason: str = ""
 
 
-DataType = Literal[
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP32",
-    "FP64",
-    "BYTES",
-]
-"""Open Inference Protocol tensor datatypes the gateway maps (FP16 has no JSON counterpart)."""
-
-
-class TensorModel(_Model):
-    """One named tensor and the field (or fields, in order) of the JSON object it carries."""
-
-    name: Name
-    datatype: DataType
-    shape: list[Annotated[int, Field(ge=-1)]] = Field(default_factory=lambda: [-1], min_length=1)
-    field: FieldPath | None = None
-    fields: list[FieldPath] | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TensorModel:
-        if (self.field is None) == (self.fields is None):
-            raise _error("give exactly one of field or fields", ("field",))
-        if 0 in self.shape:
-            raise _error("a dimension is -1 (variable) or positive", ("shape",))
-        if self.shape.count(-1) > 1:
-            raise _error("at most one dimension may be -1 (variable)", ("shape",))
-        size = 1
-        for dim in self.shape:
-            size *= abs(dim)
-        if self.fields is not None and -1 not in self.shape and size != len(self.fields):
-            raise _error(
-                f"shape {self.shape} holds {size} elements but {len(self.fields)} fields are "
-                "listed",
-                ("shape",),
-            )
-        return self
-
-
-class OipModel(_Model):
-    """How an application speaks the Open Inference Protocol (to its backend and its callers)."""
-
-    model_name: Name
-    """The model name callers of the gateway's inference service use for this application."""
-    inputs: list[TensorModel] = Field(min_length=1)
-    outputs: list[TensorModel] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> OipModel:
-        for section in ("inputs", "outputs"):
-            tensors: list[TensorModel] = getattr(self, section)
-            seen: set[str] = set()
-            for i, tensor in enumerate(tensors):
-                if tensor.name in seen:
-                    raise _error(f"tensor {tensor.name!r} is listed twice", (section, i, "name"))
-                seen.add(tensor.name)
-        return self
-
-
-class ApplicationModel(_Model):
+class ApplicationModel(StrictModel):
     id: Name
     tier: Name
     backend: Name
@@ -269,13 +205,15 @@ class ApplicationModel(_Model):
     on_model_error: Literal["review", "reject"] = "review"
     on_pause: Literal["review", "reject"] = "review"
     """While paused by the kill switch: hold every new decision for review, or refuse it."""
+    monitor: MonitorModel | None = None
+    """Early warning thresholds on the application's model version."""
     oip: OipModel | None = None
     input_schema: dict[str, Any] | str | None = None
     """A JSON Schema for the input, inline or the path of a JSON/YAML file (relative to the
     policy directory)."""
 
 
-class PolicyFile(_Model):
+class PolicyFile(StrictModel):
     """One policy file: any subset of the three sections."""
 
     tiers: list[TierModel] = Field(default_factory=list)
@@ -313,10 +251,9 @@ class Policies(PolicyFile):
                     "decisions for review",
                     ("tiers", i, "review", "on_timeout"),
                 )
-        tiers = {t.name: t for t in self.tiers}
         backends = {b.name: b for b in self.backends}
         for i, app in enumerate(self.applications):
-            _check_application(i, app, rank, tiers, backends)
+            _check_application(i, app, rank, backends)
             _check_oip(i, app, backends[app.backend])
         model_names = [a.oip.model_name for a in self.applications if a.oip is not None]
         for i, app in enumerate(self.applications):
@@ -332,7 +269,6 @@ def _check_application(
     index: int,
     app: ApplicationModel,
     rank: dict[str, int],
-    tiers: dict[str, TierModel],
     backends: dict[str, BackendModel],
 ) -> None:
     at: Loc = ("applications", index)
@@ -342,9 +278,6 @@ def _check_application(
     if backend is None:
         known = ", ".join(backends) or "none defined"
         raise _error(f"unknown backend {app.backend!r} (backends: {known})", (*at, "backend"))
-    if backend.validation is Validation.RETIRED:
-        raise _error(f"backend {backend.name!r} uses a retired model", (*at, "backend"))
-    reachable: list[tuple[str, Loc]] = [(app.tier, (*at, "tier"))]
     for j, rule in enumerate(app.escalate):
         where: Loc = (*at, "escalate", j, "tier")
         if rule.tier not in rank:
@@ -353,15 +286,6 @@ def _check_application(
             raise _error(
                 f"tier {rule.tier!r} is not higher risk than the application's tier "
                 f"{app.tier!r}; escalation can only raise the tier",
-                where,
-            )
-        reachable.append((rule.tier, where))
-    for tier_name, where in reachable:
-        tier = tiers[tier_name]
-        if tier.require_approved_model and backend.validation is not Validation.APPROVED:
-            raise _error(
-                f"tier {tier_name!r} requires an approved model, but backend {backend.name!r} "
-                f"({backend.model} v{backend.version}) is {backend.validation.value}",
                 where,
             )
     if backend.third_party and backend.send_fields:
@@ -413,10 +337,3 @@ def _sent(path: str | None, send_fields: list[str]) -> bool:
 def _overlaps(a: str, b: str) -> bool:
     """True when one dotted path is the other or lies inside it."""
     return a == b or a.startswith(b + ".") or b.startswith(a + ".")
-
-
-def error_loc(error: dict[str, Any]) -> Loc:
-    """The path of a pydantic error, including the extra path a custom error carries."""
-    ctx = error.get("ctx") or {}
-    extra = ctx.get("loc", ())
-    return (*error["loc"], *extra)

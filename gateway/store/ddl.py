@@ -75,3 +75,61 @@ CREATE TABLE models (
     PRIMARY KEY (backend, name, version)
 );
 """
+
+
+def model_monitoring(ts: str, keyed: str = "") -> str:
+    """Monitoring per model version (see gateway/modelrisk/monitor.py); ``ts`` as in
+    `model_inventory`. Counts are upserted in the transaction of the event they count.
+
+    ``keyed`` follows the two count tables: SQLite's ``WITHOUT ROWID`` stores each as its
+    primary key's b-tree alone, so a batch of decisions dirties one page per table, not two
+    (PostgreSQL has no such option: empty)."""
+    return f"""
+-- Counts per model version, metric and hour (bucket: the hour's start as timestamp text).
+CREATE TABLE model_counts (
+    backend TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    version TEXT NOT NULL,
+    metric  TEXT NOT NULL,
+    bucket  {ts} NOT NULL,
+    n       BIGINT NOT NULL,
+    PRIMARY KEY (backend, name, version, metric, bucket)
+){keyed};
+-- Numeric model outputs per model version, output field and hour, in fixed bins
+-- (gateway/modelrisk/stats.py output_bin): drift is the PSI of a window against the reference.
+CREATE TABLE model_outputs (
+    backend TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    version TEXT NOT NULL,
+    field   TEXT NOT NULL,
+    bucket  {ts} NOT NULL,
+    bin     INTEGER NOT NULL,
+    n       BIGINT NOT NULL,
+    PRIMARY KEY (backend, name, version, field, bucket, bin)
+){keyed};
+-- The reference window of each model version's outputs (chosen at approval, or else its first
+-- days in use): the histogram as JSON {{field: {{bin: n}}}}, copied so later pruning leaves it.
+CREATE TABLE model_references (
+    backend   TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    since     {ts} NOT NULL,
+    until     {ts} NOT NULL,
+    set_at    {ts} NOT NULL,
+    set_by    TEXT NOT NULL,
+    histogram TEXT NOT NULL,
+    PRIMARY KEY (backend, name, version)
+);
+-- One row per model version and monitored rate while in breach: the compare-and-set that lets
+-- one replica act on a breach. Evidence counts from not_before (moved on when an admin clears).
+CREATE TABLE model_breaches (
+    backend    TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    metric     TEXT NOT NULL,
+    open       INTEGER NOT NULL,
+    opened_at  {ts},
+    not_before {ts},
+    PRIMARY KEY (backend, name, version, metric)
+);
+"""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.modelrisk.record import ModelKey, ModelRecord, ModelStatus
 from gateway.types import (
     Account,
     ApiKey,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
     from gateway.audit.checkpoints import Checkpoint
     from gateway.audit.query import AuditLog
+    from gateway.store.monitoring import BreachState, ModelReference
 
 
 class Store(Protocol):
@@ -308,4 +310,86 @@ class ReviewStore(Store, SessionStore, Protocol):
         """Call ``callback()`` when a switch change is announced (by any process, this one
         included). Announcements only hasten a re-read: a store without them (SQLite) never
         calls it, and every follower re-reads the state on a timer anyway."""
+        ...
+
+    # -- the model inventory (gateway/store/models.py) --
+
+    async def list_models(self) -> list[ModelRecord]:
+        """Every model version, by backend, name and version."""
+        ...
+
+    async def get_model(self, key: ModelKey) -> ModelRecord | None: ...
+
+    async def register_model(self, record: ModelRecord, event: AuditDraft) -> None:
+        """Store a new model version with its audit event (announced like switches).
+
+        Raises:
+            Conflict: A model version of that key is registered already.
+        """
+
+    async def update_model(
+        self, record: ModelRecord, expected_status: ModelStatus, event: AuditDraft
+    ) -> None:
+        """Store ``record``'s lifecycle fields with ``event`` if the stored status is still
+        ``expected_status`` (a compare-and-set: of two transitions from one status, one wins).
+
+        Raises:
+            NotFound: No model version of that key.
+            Conflict: The status changed meanwhile.
+        """
+
+    async def model_events(self, key: ModelKey) -> list[AuditEvent]:
+        """The ``model.*`` audit events naming ``key``, in chain order (its history)."""
+        ...
+
+    def subscribe_models(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when an inventory change is announced (as `subscribe_switches`:
+        SQLite never calls it)."""
+        ...
+
+    # -- monitoring per model version (gateway/store/monitoring.py) --
+
+    async def model_counts(self, key: ModelKey, since: str) -> dict[str, int]:
+        """Each monitoring metric's count of ``key`` from the hour ``since`` on."""
+        ...
+
+    async def model_count_series(self, key: ModelKey, since: str) -> list[tuple[str, str, int]]:
+        """``(hour, metric, n)`` of ``key`` from the hour ``since`` on, oldest first."""
+        ...
+
+    async def model_histogram(
+        self, key: ModelKey, since: str, until: str = "~"
+    ) -> dict[str, dict[int, int]]:
+        """Output field -> bin -> count of ``key`` over the hours ``since`` to ``until``."""
+        ...
+
+    async def model_first_output(self, key: ModelKey) -> str | None: ...
+
+    async def get_model_reference(self, key: ModelKey) -> ModelReference | None: ...
+
+    async def set_model_reference(
+        self, key: ModelKey, since: datetime, until: datetime, actor: str, *, replace: bool = True
+    ) -> ModelReference:
+        """Keep ``key``'s outputs from ``since`` to ``until`` as its drift reference (the
+        inventory's approval may call it; else the early warning takes the first days)."""
+        ...
+
+    async def model_breach_states(self) -> list[BreachState]: ...
+
+    async def record_breach(
+        self,
+        key: ModelKey,
+        metric: str,
+        breach: AuditDraft,
+        escalation: tuple[str, AuditDraft] | None = None,
+    ) -> tuple[bool, bool]:
+        """Open a breach (compare-and-set) with its event and, given, escalate ``key``."""
+        ...
+
+    async def close_breach(self, key: ModelKey, metric: str) -> bool: ...
+
+    async def clear_model_escalation(
+        self, key: ModelKey, metrics: Sequence[str], not_before: str, event: AuditDraft
+    ) -> bool:
+        """Clear ``key``'s escalation with ``event``; False when it was not escalated."""
         ...

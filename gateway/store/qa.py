@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.audit.drafts import prepare_draft
 from gateway.errors import Conflict
+from gateway.modelrisk import monitor
+from gateway.modelrisk.record import ModelKey
+from gateway.store.monitoring import UPSERT_COUNT
 from gateway.store.tx import WriteTx
 from gateway.timefmt import format_ts
 from gateway.types import AuditDraft
@@ -27,6 +30,7 @@ _INSERT_QA = (
     "INSERT INTO qa_reviews (decision_id, reviewer, role, agree, reason, at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+_MODEL_OF = "SELECT model_backend, model_name, model_version FROM decisions WHERE id = ?"
 
 
 class QAMixin:
@@ -59,6 +63,10 @@ class QAMixin:
             if not await tx.execute(_CLOSE_QA_TASK, tx.now, decision_id):
                 return Conflict(f"decision {decision_id} has no open QA review")
             await tx.execute(_INSERT_QA, *values)
+            model = await tx.fetchrow(_MODEL_OF, decision_id)
+            if model is not None and model[0] is not None:  # counted for monitoring, here
+                for count in monitor.qa_rows(ModelKey(*model), agree, tx.now):
+                    await tx.execute(UPSERT_COUNT, *count)
             await tx.append([draft])
             tx.changed.append(decision_id)
             return None

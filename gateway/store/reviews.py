@@ -26,7 +26,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from gateway.errors import Conflict, NotFound, PermissionDenied
+from gateway.modelrisk import monitor
 from gateway.store import codec, sql, verdict
+from gateway.store.monitoring import UPSERT_COUNT
 from gateway.store.protocol import QueueCursor
 from gateway.store.reads import decision
 from gateway.store.tx import WriteTx
@@ -262,7 +264,11 @@ class ReviewsMixin:
             tx.changed.append(decision_id)
             row = await tx.fetchrow(select, decision_id)
             assert row is not None  # updated just above, in this transaction
-            return decision(row)
+            result = decision(row)
+            if write.final:  # counted per model version in this transaction (monitoring)
+                for count in monitor.verdict_rows(result, tx.now):
+                    await tx.execute(UPSERT_COUNT, *count)
+            return result
 
         result: Decision = await self._write(apply)
         return result

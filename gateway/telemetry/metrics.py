@@ -55,6 +55,13 @@ RPC_ERRORS = Counter(
     ("method", "code"),
     registry=REGISTRY,
 )
+MODEL_VERSION_MISMATCHES = Counter(
+    "hitl_model_version_mismatches",
+    "Model server answers (or readiness checks) reporting another model version than the "
+    "pinned one, by backend and where it was seen (infer, ready)",
+    ("backend", "where"),
+    registry=REGISTRY,
+)
 QUEUE_DEPTH = Gauge(
     "hitl_review_queue_depth",
     "Open review tasks, by queue kind and tier",
@@ -65,6 +72,37 @@ QUEUE_AGE = Gauge(
     "hitl_review_queue_oldest_age_seconds",
     "Age of the oldest open review task, by queue kind and tier",
     ("kind", "tier"),
+    registry=REGISTRY,
+)
+
+MODEL_RATE = Gauge(
+    "hitl_model_rate",
+    "A monitored rate of a model version over its policy window (or 24 h), by rate",
+    ("backend", "model", "version", "rate"),
+    registry=REGISTRY,
+)
+MODEL_RATE_LOWER = Gauge(
+    "hitl_model_rate_lower_bound",
+    "Lower end of the 95% Wilson interval of a monitored rate (what a threshold is tested on)",
+    ("backend", "model", "version", "rate"),
+    registry=REGISTRY,
+)
+MODEL_PSI = Gauge(
+    "hitl_model_psi",
+    "Population stability index of a model version's numeric output against its reference",
+    ("backend", "model", "version", "field"),
+    registry=REGISTRY,
+)
+MODEL_BREACHES = Counter(
+    "hitl_model_breaches",
+    "Breaches of a model version's monitoring threshold acted on by this replica",
+    ("backend", "model", "version", "rate", "action"),
+    registry=REGISTRY,
+)
+MODEL_ESCALATED = Gauge(
+    "hitl_model_escalated",
+    "1 while a model version is escalated (every decision on it held for review)",
+    ("backend", "model", "version"),
     registry=REGISTRY,
 )
 
@@ -103,6 +141,10 @@ def verdict(
         TIME_TO_VERDICT.labels(application, tier).observe((now - created_at).total_seconds())
 
 
+def model_version_mismatch(backend: str, where: str) -> None:
+    MODEL_VERSION_MISMATCHES.labels(backend, where).inc()
+
+
 def rpc_error(method: str, code: str) -> None:
     RPC_ERRORS.labels(method, code).inc()
 
@@ -122,6 +164,24 @@ def set_queue(kind: str, stats: Iterable[tuple[str, int, datetime]], now: dateti
         _queue_labels.add((kind, tier))
         QUEUE_DEPTH.labels(kind, tier).set(n)
         QUEUE_AGE.labels(kind, tier).set((now - oldest[tier]).total_seconds())
+
+
+def model_rate(key: tuple[str, str, str], rate: str, value: float, lower: float) -> None:
+    """A monitored rate of model version ``key`` (backend, model, version) and its bound."""
+    MODEL_RATE.labels(*key, rate).set(value)
+    MODEL_RATE_LOWER.labels(*key, rate).set(lower)
+
+
+def model_psi(key: tuple[str, str, str], field: str, value: float) -> None:
+    MODEL_PSI.labels(*key, field).set(value)
+
+
+def model_breach(key: tuple[str, str, str], rate: str, action: str) -> None:
+    MODEL_BREACHES.labels(*key, rate, action).inc()
+
+
+def model_escalated(key: tuple[str, str, str], escalated: bool) -> None:
+    MODEL_ESCALATED.labels(*key).set(1 if escalated else 0)
 
 
 def render() -> bytes:

@@ -1,11 +1,12 @@
 """Audit events carry the trace id of the request that caused them, on both stores.
 
 One walk drives a real gateway as its callers do: decisions over gRPC (DecisionGateway and the
-OIP ModelInfer), a data subject's erasure over AdminService, the reviewer UI over HTTP, and the
-``keys`` and ``users`` commands. Each request sends a ``traceparent`` (a header, gRPC metadata,
-or the ``TRACEPARENT`` environment variable for a command) with a fresh trace id, and every event
-appended meanwhile must carry exactly that id. The walk must reach every event type a request can
-cause, so a new type fails here until a request making it is added.
+OIP ModelInfer), a data subject's erasure and the model inventory over AdminService, the reviewer
+UI over HTTP, and the ``keys`` and ``users`` commands. Each request sends a ``traceparent`` (a
+header, gRPC metadata, or the ``TRACEPARENT`` environment variable for a command) with a fresh
+trace id, and every event appended meanwhile must carry exactly that id. The walk must reach
+every event type a request can cause, so a new type fails here until a request making it is
+added.
 """
 
 from __future__ import annotations
@@ -14,20 +15,25 @@ import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import httpx
 import pytest
+from google.protobuf.message import Message
 
+from bench.oip_model_server import LinearModel
 from gateway._pb.hitl.admin.v1 import admin_pb2, admin_pb2_grpc
 from gateway._pb.hitl.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from gateway._pb.inference import grpc_service_pb2 as oip_pb
 from gateway._pb.inference import grpc_service_pb2_grpc as oip_grpc
 from gateway.app import Gateway
 from gateway.audit.events import SYSTEM_ONLY, EventType
+from gateway.audit.events import event as audit_event
 from gateway.config import Settings
 from gateway.core.auth import new_key
+from gateway.modelrisk.record import ModelKey
 from gateway.telemetry.spans import span
 from gateway.testing import create_api_key
 from gateway.types import Role
@@ -40,6 +46,38 @@ __all__ = ["pg_dsn", "pg_server", "policies_dir", "settings"]
 PASSWORD = "correct horse battery"
 HELD = {"score": 0.5, "customer": {"name": "Erika Mustermann", "age": 41.0}}
 """Held for one reviewer in the limited tier; the name is personal data of t-echo."""
+PINNED = """
+backends:
+  - {{name: pinned, kind: oip, target: "127.0.0.1:{port}", model: scorer, version: "1"}}
+applications:
+  - id: t-pinned
+    tier: limited
+    backend: pinned
+    oip:
+      model_name: t-pinned-model
+      inputs: [{{name: features, datatype: FP64, shape: [1, 2], field: features}}]
+      outputs: [{{name: predict, datatype: FP64, shape: [1, 1], field: score}}]
+"""
+"""An OIP backend pinned to version "1" on a server that answers as "2"."""
+
+
+class _AnswersAsVersion2(LinearModel):
+    async def ModelInfer(self, request: oip_pb.ModelInferRequest, context: object) -> object:
+        response = await super().ModelInfer(request, context)
+        response.model_version = "2"
+        return response
+
+
+@pytest.fixture(autouse=True)
+async def _misversioned_backend(policies_dir: Path) -> AsyncIterator[None]:
+    """A real OIP server answering under another version than the pinned one."""
+    server = grpc.aio.server()
+    oip_grpc.add_GRPCInferenceServiceServicer_to_server(_AnswersAsVersion2(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    (policies_dir / "t-pinned.yaml").write_text(PINNED.format(port=port))
+    yield
+    await server.stop(None)
 
 
 def _traceparent() -> tuple[str, str]:
@@ -164,11 +202,31 @@ async def test_every_event_a_request_causes_carries_its_trace_id(
         )
         await trail.caused(trace_id, EventType.DECISION_CREATED)
 
+        pinned = gateway_pb2.DecideRequest(application="t-pinned")
+        pinned.input.update({"features": [1.0, 1.0]})
+        trace_id, header = _traceparent()
+        await decisions.Decide(pinned, metadata=(auth, ("traceparent", header)))
+        mismatch = EventType.MODEL_VERSION_MISMATCH
+        await trail.caused(trace_id, EventType.DECISION_CREATED, mismatch)
+
         erase = admin_pb2.EraseSubjectRequest(subject_ref="cust-42", reason="DSR 2026-7")
         trace_id, header = _traceparent()
         admin_md = (("authorization", f"Bearer {admin_token}"), ("traceparent", header))
         await admin_pb2_grpc.AdminServiceStub(channel).EraseSubject(erase, metadata=admin_md)
         await trail.caused(trace_id, EventType.SUBJECT_ERASED)
+
+        # Monitoring escalates a model version on its own (untraced); an admin clears it.
+        await _escalate(gateway, ModelKey("echo", "echo", "1"))
+        await trail.skip()
+        clear = admin_pb2.ModelClearEscalationRequest(
+            key=admin_pb2.ModelKey(backend="echo", name="echo", version="1"), reason="INC-9 ok"
+        )
+        trace_id, header = _traceparent()
+        admin_md = (("authorization", f"Bearer {admin_token}"), ("traceparent", header))
+        await admin_pb2_grpc.AdminServiceStub(channel).ClearModelEscalation(
+            clear, metadata=admin_md
+        )
+        await trail.caused(trace_id, EventType.MODEL_CLEARED)
     _, approved, rejected, overridden, unmasked, sampled = made
 
     # HTTP: the reviewer UI, a form at a time, as a browser submits them.
@@ -253,6 +311,40 @@ async def test_every_event_a_request_causes_carries_its_trace_id(
     assert done.returncode == 0, done.stderr
     await trail.caused(trace_id, EventType.SUBJECT_ERASED)
 
+    # The model inventory's lifecycle, over AdminService.
+    key = admin_pb2.ModelKey(backend="echo", name="echo", version="9")
+    expires = admin_pb2.ModelTransitionRequest().validation_expires_at
+    expires.FromDatetime(datetime.now(UTC) + timedelta(days=30))
+    model_calls: list[tuple[str, Message, EventType]] = [
+        (
+            "RegisterModel",
+            admin_pb2.ModelRegisterRequest(
+                key=key, owner="olga", intended_use="demo", max_tier="limited"
+            ),
+            EventType.MODEL_REGISTERED,
+        ),
+    ]
+    for move, fields, caused in (
+        (admin_pb2.MODEL_TRANSITION_VALIDATE, {"validator": "vic"}, EventType.MODEL_VALIDATED),
+        (admin_pb2.MODEL_TRANSITION_APPROVE, {"approver": "ann"}, EventType.MODEL_APPROVED),
+        (admin_pb2.MODEL_TRANSITION_SUSPEND, {}, EventType.MODEL_SUSPENDED),
+        (admin_pb2.MODEL_TRANSITION_RESUME, {"approver": "ann"}, EventType.MODEL_RESUMED),
+        (admin_pb2.MODEL_TRANSITION_RETIRE, {}, EventType.MODEL_RETIRED),
+    ):
+        request = admin_pb2.ModelTransitionRequest(
+            key=key, transition=move, justification="why", **fields
+        )
+        if move == admin_pb2.MODEL_TRANSITION_VALIDATE:
+            request.validation_expires_at.CopyFrom(expires)
+        model_calls.append(("TransitionModel", request, caused))
+    async with grpc.aio.insecure_channel(target) as channel:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        for method, message, caused in model_calls:
+            trace_id, header = _traceparent()
+            admin_md = (("authorization", f"Bearer {admin_token}"), ("traceparent", header))
+            await getattr(admin, method)(message, metadata=admin_md)
+            await trail.caused(trace_id, caused)
+
     assert trail.seen == {t.value for t in EventType if t not in SYSTEM_ONLY}
     assert (await gateway.audit.verify()).result.ok
 
@@ -295,4 +387,29 @@ async def test_sla_sweeper_events_carry_no_trace_id_even_inside_a_span(gateway: 
         sweeper._clock = lambda: created + timedelta(hours=7)  # past the high tier's SLA
         assert [d.id for d in await sweeper.sweep()] == [answer.id]
     await trail.caused("", EventType.DECISION_ESCALATED, EventType.DECISION_EXPIRED)
-    assert trail.seen == {t.value for t in SYSTEM_ONLY}
+    assert trail.seen == {EventType.DECISION_ESCALATED.value, EventType.DECISION_EXPIRED.value}
+
+
+async def _escalate(gateway: Gateway, key: ModelKey) -> None:
+    """Record a breach with an escalation of ``key`` as the early warning does."""
+    figures = {"backend": key.backend, "name": key.name, "version": key.version}
+    breach = audit_event(EventType.MODEL_BREACH, "", "system", figures)
+    escalated = audit_event(EventType.MODEL_ESCALATED, "", "system", figures)
+    assert await gateway.store.record_breach(key, "override_rate", breach, ("x", escalated)) == (
+        True,
+        True,
+    )
+
+
+async def test_early_warning_events_carry_no_trace_id_even_inside_a_span(
+    gateway: Gateway,
+) -> None:
+    """A breach and its escalation are the gateway's own: no trace id, even made in a span."""
+    trail = Trail(gateway)
+    await trail.skip()
+    with span("unrelated"):
+        await _escalate(gateway, ModelKey("echo", "echo", "1"))
+    await trail.caused("", EventType.MODEL_BREACH, EventType.MODEL_ESCALATED)
+    assert trail.seen | {EventType.DECISION_ESCALATED, EventType.DECISION_EXPIRED} == {
+        t.value for t in SYSTEM_ONLY
+    }

@@ -32,7 +32,7 @@ __all__ = ["pg_dsn", "pg_server", "settings"]
 
 SLOW_APP = """
 backends:
-  - {name: slow-long, kind: builtin, model: slow, version: "1", validation: approved, timeout: 10s}
+  - {name: slow-long, kind: builtin, model: slow, version: "1", timeout: 10s}
 applications:
   - id: t-slow-key
     tier: limited

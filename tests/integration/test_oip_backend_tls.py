@@ -26,6 +26,7 @@ from gateway.policy import load_policies
 from gateway.testing import create_api_key
 from gateway.types import Status
 from tests.integration.tls_certs import TestCA
+from tests.modelrisk_helpers import approve_in_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "tls-scorer"
@@ -39,7 +40,6 @@ backends:
     target: "{target}"
     model: scorer
     version: "1"
-    validation: approved
     timeout: {timeout}s
 {tls}
 applications:
@@ -115,6 +115,8 @@ async def gateway_for(tmp_path: Path, target: str, tls: dict[str, str]) -> Async
         shutdown_grace=1.0,
     )
     async with Gateway(settings) as gw:
+        # A bank's model version must be approved in the inventory to decide automatically.
+        await approve_in_gateway(gw, "secure-scorer", "scorer", "1")
         yield gw
 
 

@@ -24,6 +24,7 @@ from gateway.testing import create_api_key
 from gateway.types import Status, TaskKind, Verdict
 from tests.integration.oip_tools import venv
 from tests.integration.oip_tools.harness import ModelServer, infer, infer_request, triton_call
+from tests.modelrisk_helpers import approve_in_gateway
 
 # The first test here creates .venv-oip when it is missing (a pip install of MLServer, sklearn
 # and tritonclient: minutes on a slow network), inside the suite's per-test timeout.
@@ -39,7 +40,6 @@ backends:
     target: "{target}"
     model: scorer
     version: "1"
-    validation: approved
     timeout: 1s
     send_fields: [features]
     circuit: {{failures: 2, cooldown: 1s}}
@@ -105,6 +105,8 @@ async def oip_gateway(tmp_path: Path, model_server: ModelServer) -> AsyncIterato
     )
     await model_server.wait_ready()
     async with Gateway(settings) as gw:
+        # A bank's model version must be approved in the inventory to decide automatically.
+        await approve_in_gateway(gw, "mlserver", "scorer", "1")
         yield gw
 
 

@@ -16,13 +16,14 @@ from gateway.app import Gateway
 from gateway.client import AsyncGatewayClient
 from gateway.config import Settings
 from gateway.testing import create_api_key
+from tests.modelrisk_helpers import approve_in_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 
 POLICY = """
 backends:
   - {{name: partner-kyc, kind: oip, target: "127.0.0.1:{port}", model: kyc, version: "7",
-     validation: approved, third_party: true, send_fields: [doc_type, country]}}
+     third_party: true, send_fields: [doc_type, country]}}
 applications:
   - id: t-kyc
     tier: limited
@@ -84,6 +85,8 @@ async def kyc_gateway(
         grpc_port=0, http_port=0, data_dir=tmp_path / "var", policies=policies, log_level="warning"
     )
     async with Gateway(settings) as gw:
+        # A bank's model version must be approved in the inventory to decide automatically.
+        await approve_in_gateway(gw, "partner-kyc", "kyc", "7")
         yield gw
 
 

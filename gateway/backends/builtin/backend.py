@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 from gateway.backends.builtin import models, testing
 from gateway.backends.protocol import ModelError
-from gateway.types import JSONObject, ModelRef, Validation
+from gateway.types import JSONObject, ModelRef
 
 SyncModel = Callable[[JSONObject], JSONObject]
 AsyncModel = Callable[[JSONObject], Awaitable[JSONObject]]
@@ -41,7 +41,7 @@ class BuiltinBackend:
 
     __slots__ = ("_async_fn", "_model", "_ref", "_sync_fn")
 
-    def __init__(self, name: str, model: str, version: str, validation: Validation) -> None:
+    def __init__(self, name: str, model: str, version: str) -> None:
         sync_fn = SYNC_MODELS.get(model)
         async_fn = ASYNC_MODELS.get(model)
         if sync_fn is None and async_fn is None:
@@ -52,9 +52,8 @@ class BuiltinBackend:
         self._sync_fn = sync_fn
         self._async_fn = async_fn
         self._model = model
-        self._ref = ModelRef(
-            backend=name, name=model, version=version, validation=Validation(validation)
-        )
+        # Its inventory status is looked up per decision (`gateway.modelrisk.gate`).
+        self._ref = ModelRef(backend=name, name=model, version=version)
 
     @property
     def ref(self) -> ModelRef:

@@ -221,6 +221,17 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
     ),
     Migration(4, "0004_human_controls", ddl.HUMAN_CONTROLS),
     Migration(5, "0005_model_inventory", ddl.model_inventory('TEXT COLLATE "C"')),
+    Migration(6, "0006_model_monitoring", ddl.model_monitoring('TEXT COLLATE "C"')),
+    Migration(
+        7,
+        "0007_model_risk_role",
+        """
+-- Accounts may have the model-risk role (gateway/types.py).
+ALTER TABLE accounts DROP CONSTRAINT accounts_role_check;
+ALTER TABLE accounts ADD CONSTRAINT accounts_role_check
+    CHECK (role IN ('reviewer', 'senior', 'auditor', 'admin', 'model-risk'));
+""",
+    ),
 )
 
 

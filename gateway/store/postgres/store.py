@@ -20,7 +20,8 @@ Decisions made automatically are not announced: nobody can be waiting on them, a
 most of the traffic. Kill switch changes are announced on a channel of their own
 (`SWITCH_CHANNEL`, listened to on the same connection) to the callbacks given to
 `subscribe_switches`; those only hasten a re-read, since `gateway.core.switches` re-reads the
-state on a timer whether or not the feed is up.
+state on a timer whether or not the feed is up. Model inventory changes likewise
+(`MODEL_CHANNEL`, `subscribe_models`).
 
 Claims do not go through the writer: they write no audit event, and row locks with
 ``FOR UPDATE SKIP LOCKED`` keep two reviewers (on any replicas) from taking one item.
@@ -41,10 +42,13 @@ from asyncpg.transaction import Transaction
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.chain import GENESIS
+from gateway.modelrisk import monitor
 from gateway.store import failures, sql
 from gateway.store.accounts import AccountsMixin
 from gateway.store.base import StoreBase
 from gateway.store.erasure import ErasureMixin
+from gateway.store.models import ModelsMixin
+from gateway.store.monitoring import UPSERT_COUNT, UPSERT_OUTPUT, MonitoringMixin
 from gateway.store.postgres.audit import PostgresAuditLog
 from gateway.store.postgres.listen import Backoff, ChangeListener
 from gateway.store.postgres.migrations import apply_pg_migrations
@@ -86,11 +90,15 @@ SWITCH_CHANNEL = "hitl_switches"
 """NOTIFY channel of kill switch changes; the payload is ``<kind> <name>``. A channel of its
 own, so replicas of an older version (listening on `CHANNEL` only) never mistake it for a
 decision id."""
+MODEL_CHANNEL = "hitl_models"
+"""NOTIFY channel of model inventory changes; the payload is the key, ``backend/name@version``."""
 
 ChangeCallback = Callable[[str], None]
 
 _SELECT_HEAD = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
 _numbered = functools.lru_cache(maxsize=256)(sql.numbered)
+_UPSERT_COUNT = sql.numbered(UPSERT_COUNT)
+_UPSERT_OUTPUT = sql.numbered(UPSERT_OUTPUT)
 """`sql.numbered` of the shared reads (a few fixed statements), converted once each."""
 
 
@@ -102,6 +110,8 @@ class PostgresStore(
     QAMixin,
     AccountsMixin,
     SwitchesMixin,
+    ModelsMixin,
+    MonitoringMixin,
     ErasureMixin,
     SessionsMixin,
 ):
@@ -120,6 +130,7 @@ class PostgresStore(
     _FIND_TEXT = "strpos"
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     _ANNOUNCE_SWITCH = f"SELECT pg_notify('{SWITCH_CHANNEL}', ?)"
+    _ANNOUNCE_MODEL = f"SELECT pg_notify('{MODEL_CHANNEL}', ?)"
 
     def __init__(
         self,
@@ -143,10 +154,11 @@ class PostgresStore(
             self._on_notify,
             self._on_resync,
             listen_backoff,
-            more={SWITCH_CHANNEL: self._on_switch_notify},
+            more={SWITCH_CHANNEL: self._on_switch_notify, MODEL_CHANNEL: self._on_model_notify},
         )
         self._callbacks: list[ChangeCallback] = []
         self._switch_callbacks: list[Callable[[], None]] = []
+        self._model_callbacks: list[Callable[[], None]] = []
         self._resync_callbacks: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -192,6 +204,10 @@ class PostgresStore(
         this one included: the follower re-reads, so no payload needs parsing)."""
         self._switch_callbacks.append(callback)
 
+    def subscribe_models(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` for each model inventory change committed (by any process)."""
+        self._model_callbacks.append(callback)
+
     def readiness_checks(self) -> dict[str, bool]:
         """``store:changes``: deaf to other replicas, waiters here would hang."""
         return {"store:changes": self._listener.connected}
@@ -218,6 +234,13 @@ class PostgresStore(
                 callback()
             except Exception:  # one broken subscriber must not silence the others
                 log.exception("store.switch_callback_failed", change=payload)
+
+    def _on_model_notify(self, payload: str) -> None:
+        for callback in self._model_callbacks:
+            try:
+                callback()
+            except Exception:  # one broken subscriber must not silence the others
+                log.exception("store.model_callback_failed", model=payload)
 
     def _on_notify(self, payload: str) -> None:
         origin, _, decision_id = payload.partition(" ")
@@ -267,6 +290,11 @@ class PostgresStore(
         await tx.append(plan.drafts)
         if plan.tasks:
             await tx.conn.executemany(INSERT_TASK, plan.tasks)
+        counts, outputs = monitor.created_rows((d for d, new in plan.outcomes if new), tx.now)
+        if counts:
+            await tx.conn.executemany(_UPSERT_COUNT, counts)
+        if outputs:
+            await tx.conn.executemany(_UPSERT_OUTPUT, outputs)
         return plan.outcomes
 
     # -- reads -------------------------------------------------------------------------------

@@ -238,6 +238,28 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions (expires_at);
     ),
     Migration(6, "0006_human_controls", ddl.HUMAN_CONTROLS),
     Migration(7, "0007_model_inventory", ddl.model_inventory("TEXT")),
+    Migration(8, "0008_model_monitoring", ddl.model_monitoring("TEXT", " WITHOUT ROWID")),
+    Migration(
+        9,
+        "0009_model_risk_role",
+        """
+-- Accounts may have the model-risk role (gateway/types.py). SQLite cannot change a CHECK
+-- constraint in place: the table is rebuilt with its rows (nothing references it).
+CREATE TABLE accounts_new (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL
+                  CHECK (role IN ('reviewer', 'senior', 'auditor', 'admin', 'model-risk')),
+    groups        TEXT NOT NULL DEFAULT '[]',
+    password_hash TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO accounts_new (name, role, groups, password_hash, created_at, disabled)
+    SELECT name, role, groups, password_hash, created_at, disabled FROM accounts;
+DROP TABLE accounts;
+ALTER TABLE accounts_new RENAME TO accounts;
+""",
+    ),
 )
 
 

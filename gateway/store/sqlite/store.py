@@ -30,10 +30,13 @@ import aiosqlite
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.chain import GENESIS
+from gateway.modelrisk import monitor
 from gateway.store import codec, failures, sql
 from gateway.store.accounts import AccountsMixin
 from gateway.store.base import StoreBase
 from gateway.store.erasure import ErasureMixin
+from gateway.store.models import ModelsMixin
+from gateway.store.monitoring import UPSERT_COUNT, UPSERT_OUTPUT, MonitoringMixin
 from gateway.store.protocol import AuditSide
 from gateway.store.qa import QAMixin
 from gateway.store.reviews import ReviewsMixin
@@ -92,6 +95,8 @@ class SQLiteStore(
     QAMixin,
     AccountsMixin,
     SwitchesMixin,
+    ModelsMixin,
+    MonitoringMixin,
     SQLiteErasureMixin,
     ErasureMixin,
     SessionsMixin,
@@ -209,6 +214,10 @@ class SQLiteStore(
         await tx.append(plan.drafts)
         if plan.tasks:
             conn.executemany(_INSERT_TASK, plan.tasks)
+        counts, outputs = monitor.created_rows((d for d, new in plan.outcomes if new), tx.now)
+        conn.executemany(UPSERT_COUNT, counts)
+        if outputs:
+            conn.executemany(UPSERT_OUTPUT, outputs)
         return plan.outcomes
 
     @staticmethod

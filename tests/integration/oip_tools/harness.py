@@ -29,9 +29,11 @@ def free_port() -> int:
 class ModelServer:
     """Seldon MLServer serving the test's scikit-learn model on fixed loopback ports."""
 
-    def __init__(self, python: Path, model_dir: Path) -> None:
+    def __init__(self, python: Path, model_dir: Path, reported_version: str = "") -> None:
         self.python = python
         self.model_dir = model_dir
+        self.reported_version = reported_version
+        """When set, the model answers as this version although found as version 1."""
         self.grpc_port = free_port()
         self.http_port = free_port()
         self.log = model_dir.parent / "mlserver.log"
@@ -50,6 +52,7 @@ class ModelServer:
                     str(self.model_dir),
                     str(self.grpc_port),
                     str(self.http_port),
+                    *([self.reported_version] if self.reported_version else []),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,6 +1,9 @@
 """Run in .venv-oip: train a small scikit-learn model and serve it with Seldon MLServer.
 
-Usage: python serve_model.py MODEL_DIR GRPC_PORT HTTP_PORT
+Usage: python serve_model.py MODEL_DIR GRPC_PORT HTTP_PORT [REPORTED_VERSION]
+
+With REPORTED_VERSION, the model is still found as version 1 but answers (and describes itself)
+as that version (`misreporting_runtime`).
 
 The model is a linear score of two features, ``score = 0.5 * x1 + 0.4 * x2``, fitted exactly on
 four points, so tests know each answer. Nothing is downloaded: MLServer loads the file we wrote.
@@ -25,11 +28,21 @@ def main() -> None:
     if not (scorer / "model.joblib").exists():
         x = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=float)
         joblib.dump(LinearRegression().fit(x, x @ np.array([0.5, 0.4])), scorer / "model.joblib")
-    settings = {
+    settings: dict[str, object] = {
         "name": "scorer",
         "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": "./model.joblib", "version": "1"},
     }
+    if len(sys.argv) > 4:
+        reported = sys.argv[4]
+        settings["implementation"] = "misreporting_runtime.MisreportingSKLearnModel"
+        settings["versions"] = [reported]
+        settings["parameters"] = {
+            "uri": "./model.joblib",
+            "version": "1",
+            "extra": {"reported_version": reported},
+        }
+        os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parent)
     (scorer / "model-settings.json").write_text(json.dumps(settings))
     server = {
         "host": "127.0.0.1",

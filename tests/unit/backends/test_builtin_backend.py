@@ -20,18 +20,18 @@ class Spec:
     kind: str
     model: str
     version: str = "1"
-    validation: Validation = Validation.APPROVED
     target: str = ""
     timeout: float = 1.0
 
 
 def _backend(model: str) -> BuiltinBackend:
-    return BuiltinBackend("demo", model, "3.0.1", Validation.PENDING)
+    return BuiltinBackend("demo", model, "3.0.1")
 
 
 def test_ref_describes_the_backend() -> None:
-    """The ref carries backend name, model name, version and validation status."""
-    assert _backend("credit_v3").ref == ModelRef("demo", "credit_v3", "3.0.1", Validation.PENDING)
+    """The ref carries backend name, model name and version; its status is the inventory's."""
+    ref = _backend("credit_v3").ref
+    assert ref == ModelRef("demo", "credit_v3", "3.0.1", Validation.UNREGISTERED)
 
 
 def test_unknown_model_name_lists_known_models() -> None:
@@ -117,7 +117,7 @@ def test_build_backend_makes_a_builtin_backend() -> None:
     """kind 'builtin' builds a BuiltinBackend carrying the spec's name, model and version."""
     backend: ModelBackend = build_backend(Spec("scorer", "builtin", "offer_v1", "2"))
     assert isinstance(backend, BuiltinBackend)
-    assert backend.ref == ModelRef("scorer", "offer_v1", "2", Validation.APPROVED)
+    assert backend.ref == ModelRef("scorer", "offer_v1", "2")
 
 
 def test_build_backend_rejects_unknown_builtin_model() -> None:
@@ -128,7 +128,7 @@ def test_build_backend_rejects_unknown_builtin_model() -> None:
 
 def test_build_backend_oip_builds_an_oip_backend() -> None:
     """kind 'oip' builds an Open Inference Protocol backend for the spec's target."""
-    spec = BackendSpec("remote", "oip", "credit", "1", Validation.APPROVED, target="127.0.0.1:1")
+    spec = BackendSpec("remote", "oip", "credit", "1", target="127.0.0.1:1")
     backend = build_backend(spec)
     assert isinstance(backend, OipBackend)
     assert backend.ref == spec.ref()

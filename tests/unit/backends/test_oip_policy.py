@@ -13,7 +13,7 @@ TIERS = "tiers:\n  - {name: minimal}\n"
 BACKENDS = """\
 backends:
   - {name: remote, kind: oip, target: "127.0.0.1:9", model: m, version: "1",
-     validation: approved, third_party: true, send_fields: [doc, country],
+     third_party: true, send_fields: [doc, country],
      circuit: {failures: 3, cooldown: 2s}}
 """
 APP = """\

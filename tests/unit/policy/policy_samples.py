@@ -18,8 +18,8 @@ tiers:
 
 BACKENDS = """\
 backends:
-  - {name: scorer, kind: builtin, model: credit_v3, version: "3", validation: approved}
-  - {name: draft, kind: builtin, model: offer_v1, version: "1", validation: pending}
+  - {name: scorer, kind: builtin, model: credit_v3, version: "3"}
+  - {name: draft, kind: builtin, model: offer_v1, version: "1"}
 """
 
 APPLICATIONS = """\

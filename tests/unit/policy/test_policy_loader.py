@@ -7,7 +7,6 @@ from policy_samples import APPLICATIONS, BACKENDS, TIERS, WritePolicies
 
 from gateway.errors import PolicyError
 from gateway.policy import load_policies
-from gateway.types import Validation
 
 
 def _error(directory: Path) -> PolicyError:
@@ -33,7 +32,8 @@ def test_valid_policies_load(write_policies: WritePolicies) -> None:
     assert (minimal.approvals, minimal.groups, minimal.sla) == (1, ("reviewers",), None)
     backend = policies.backends["scorer"]
     assert backend.timeout == 2.0
-    assert backend.ref().validation is Validation.APPROVED
+    assert backend.version == "3"
+    assert high.require_explanation is False
     assert policies.application("credit").base_tier is policies.tier("limited")
 
 
@@ -126,37 +126,54 @@ def test_unknown_backend_is_refused(write_policies: WritePolicies) -> None:
     assert "unknown backend 'x'" in error.message
 
 
-def test_unapproved_model_on_base_tier_is_refused(write_policies: WritePolicies) -> None:
-    """A pending model on a tier that requires an approved model is refused at load."""
-    text = APPLICATIONS.replace("tier: limited", "tier: high").replace(
-        "backend: scorer", "backend: draft"
-    )
-    text = text.replace("tier: high, reason", "tier: prohibited, reason")
-    error = _error(write_policies(applications=text))
-    assert (error.location, error.field) == ("applications.yaml:3", "applications[0].tier")
-    assert "requires an approved model" in error.message
-    assert "pending" in error.message
+def test_validation_key_is_refused_and_points_to_the_inventory(
+    write_policies: WritePolicies,
+) -> None:
+    """A backend that still states ``validation:`` is refused at that line, naming the inventory."""
+    text = BACKENDS.replace('version: "1"}', 'version: "1", validation: approved}')
+    error = _error(write_policies(backends=text))
+    assert (error.location, error.field) == ("backends.yaml:3", "backends[1].validation")
+    assert "moved to the model inventory" in error.message
+    assert "hitl-gateway models register" in error.message
 
 
-def test_unapproved_model_on_escalation_tier_is_refused(write_policies: WritePolicies) -> None:
-    """A pending model is refused when the application can escalate to an approval-only tier."""
-    error = _error(write_policies(applications=APPLICATIONS.replace("scorer", "draft")))
-    assert (error.location, error.field) == (
-        "applications.yaml:6",
-        "applications[0].escalate[0].tier",
-    )
-    assert "requires an approved model" in error.message
+def test_validation_key_on_its_own_line_is_refused_there(write_policies: WritePolicies) -> None:
+    """A block-style backend's ``validation:`` line is the one named."""
+    text = """\
+backends:
+  - name: scorer
+    kind: builtin
+    model: credit_v3
+    version: "3"
+    validation: pending
+  - {name: draft, kind: builtin, model: offer_v1, version: "1"}
+"""
+    error = _error(write_policies(backends=text))
+    assert (error.location, error.field) == ("backends.yaml:6", "backends[0].validation")
 
 
-def test_retired_model_is_refused(write_policies: WritePolicies) -> None:
-    """A backend whose model is retired cannot serve any application."""
-    text = BACKENDS.replace("validation: pending", "validation: retired")
-    apps = APPLICATIONS.replace("backend: scorer", "backend: draft").replace(
-        "tier: high, reason", "tier: prohibited, reason"
-    )
-    error = _error(write_policies(backends=text, applications=apps))
-    assert error.field == "applications[0].backend"
-    assert "retired" in error.message
+def test_backend_without_version_is_refused(write_policies: WritePolicies) -> None:
+    """Every backend names the model version it uses; an empty one is refused too."""
+    error = _error(write_policies(backends=BACKENDS.replace(', version: "3"', "")))
+    assert error.field == "backends[0].version"
+    error = _error(write_policies(backends=BACKENDS.replace('"3"', '" "')))
+    assert error.field == "backends[0].version"
+
+
+def test_require_approved_model_false_is_refused(write_policies: WritePolicies) -> None:
+    """``require_approved_model: false`` cannot lift the inventory's check, so it is refused."""
+    text = TIERS.replace("require_approved_model: true", "require_approved_model: false")
+    error = _error(write_policies(tiers=text))
+    assert (error.location, error.field) == ("tiers.yaml:4", "tiers[1].require_approved_model")
+    assert "model inventory" in error.message
+
+
+def test_require_explanation_is_read_per_tier(write_policies: WritePolicies) -> None:
+    """``require_explanation: true`` on a tier reaches its TierSpec; other tiers keep False."""
+    text = TIERS.replace("require_approved_model: true", "require_explanation: true")
+    policies = load_policies(write_policies(tiers=text))
+    assert policies.tier("high").require_explanation is True
+    assert policies.tier("limited").require_explanation is False
 
 
 def test_duplicate_tier_name_is_refused(write_policies: WritePolicies) -> None:
@@ -197,7 +214,7 @@ def test_bad_duration_is_refused(write_policies: WritePolicies) -> None:
 
 def test_bad_backend_timeout_is_refused(write_policies: WritePolicies) -> None:
     """A backend timeout is a duration too."""
-    text = BACKENDS.replace("validation: approved}", "validation: approved, timeout: 2}")
+    text = BACKENDS.replace('version: "3"}', 'version: "3", timeout: 2}')
     error = _error(write_policies(backends=text))
     assert (error.location, error.field) == ("backends.yaml:2", "backends[0].timeout")
 
@@ -209,13 +226,6 @@ def test_unknown_backend_kind_and_missing_target(write_policies: WritePolicies) 
     error = _error(write_policies(backends=BACKENDS.replace("kind: builtin", "kind: oip", 1)))
     assert error.field == "backends[0].target"
     assert "needs a target" in error.message
-
-
-def test_bad_validation_value_is_refused(write_policies: WritePolicies) -> None:
-    """Validation must be one of the model risk management states."""
-    error = _error(write_policies(backends=BACKENDS.replace("approved", "ok")))
-    assert error.field == "backends[0].validation"
-    assert "'ok'" in error.message
 
 
 def test_sample_rate_must_be_a_fraction(write_policies: WritePolicies) -> None:
@@ -283,12 +293,12 @@ def test_merge_keys_are_supported(write_policies: WritePolicies) -> None:
     """YAML anchors and merge keys work, and a mapping's own keys override merged ones."""
     text = """\
 backends:
-  - &base {name: base, kind: builtin, model: m, version: "1", validation: approved}
+  - &base {name: base, kind: builtin, model: m, version: "1"}
   - {<<: *base, name: scorer}
-  - {<<: *base, name: draft, validation: pending}
+  - {<<: *base, name: draft, version: "2"}
 """
     policies = load_policies(write_policies(backends=text))
-    assert policies.backends["draft"].validation is Validation.PENDING
+    assert policies.backends["draft"].version == "2"
     assert policies.backends["scorer"].model == "m"
 
 

@@ -169,4 +169,5 @@ def test_shipped_policies_load() -> None:
     root = Path(__file__).resolve().parents[3] / "policies"
     policies = load_policies(root)
     assert {"credit-limit", "fraud-alert", "marketing-offer"} <= set(policies.applications)
-    assert policies.application("marketing-offer").backend.validation is Validation.PENDING
+    assert policies.application("marketing-offer").backend.version == "1"
+    assert policies.tier("high").require_explanation

@@ -17,14 +17,13 @@ from gateway.policy import load_policies
 
 BACKENDS = """\
 backends:
-  - {{name: scorer, kind: builtin, model: credit_v3, version: "3", validation: approved}}
-  - {{name: draft, kind: builtin, model: offer_v1, version: "1", validation: pending}}
+  - {{name: scorer, kind: builtin, model: credit_v3, version: "3"}}
+  - {{name: draft, kind: builtin, model: offer_v1, version: "1"}}
   - name: remote
     kind: oip
     target: "127.0.0.1:9"
     model: m
     version: "1"
-    validation: approved
     tls: {tls}
     tls_ca: {ca}
 """
@@ -81,7 +80,7 @@ def test_bad_ca_file_is_refused_naming_file_line_and_field(
     with pytest.raises(PolicyError, match=message) as caught:
         load_policies(directory)
     assert caught.value.field == "backends[2].tls_ca"
-    assert caught.value.location == "backends.yaml:11"
+    assert caught.value.location == "backends.yaml:10"
 
 
 def test_ca_without_tls_is_refused(write_policies: WritePolicies) -> None:
@@ -99,4 +98,4 @@ def test_policy_check_reports_a_missing_ca_file(
     directory = write_policies(backends=_backends("/nonexistent/ca.pem"))
     assert main(["policy", "check", str(directory)]) == 1
     err = capsys.readouterr().err
-    assert "backends.yaml:11: backends[2].tls_ca: cannot read CA file '/nonexistent/ca.pem'" in err
+    assert "backends.yaml:10: backends[2].tls_ca: cannot read CA file '/nonexistent/ca.pem'" in err

@@ -42,6 +42,66 @@ SWITCH_KIND_BACKEND: SwitchKind.ValueType  # 2
 """One model backend: the applications using it are paused and the model is not called."""
 Global___SwitchKind: _TypeAlias = SwitchKind  # noqa: Y015
 
+class _ModelStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModelStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModelStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODEL_STATUS_UNSPECIFIED: _ModelStatus.ValueType  # 0
+    MODEL_STATUS_REGISTERED: _ModelStatus.ValueType  # 1
+    MODEL_STATUS_VALIDATED: _ModelStatus.ValueType  # 2
+    MODEL_STATUS_APPROVED: _ModelStatus.ValueType  # 3
+    """May decide automatically, within its validation period and tier ceiling."""
+    MODEL_STATUS_SUSPENDED: _ModelStatus.ValueType  # 4
+    MODEL_STATUS_RETIRED: _ModelStatus.ValueType  # 5
+
+class ModelStatus(_ModelStatus, metaclass=_ModelStatusEnumTypeWrapper):
+    """Where a model version stands in its lifecycle."""
+
+MODEL_STATUS_UNSPECIFIED: ModelStatus.ValueType  # 0
+MODEL_STATUS_REGISTERED: ModelStatus.ValueType  # 1
+MODEL_STATUS_VALIDATED: ModelStatus.ValueType  # 2
+MODEL_STATUS_APPROVED: ModelStatus.ValueType  # 3
+"""May decide automatically, within its validation period and tier ceiling."""
+MODEL_STATUS_SUSPENDED: ModelStatus.ValueType  # 4
+MODEL_STATUS_RETIRED: ModelStatus.ValueType  # 5
+Global___ModelStatus: _TypeAlias = ModelStatus  # noqa: Y015
+
+class _ModelTransition:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModelTransitionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModelTransition.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODEL_TRANSITION_UNSPECIFIED: _ModelTransition.ValueType  # 0
+    MODEL_TRANSITION_VALIDATE: _ModelTransition.ValueType  # 1
+    """registered -> validated: needs validator and validation_expires_at."""
+    MODEL_TRANSITION_APPROVE: _ModelTransition.ValueType  # 2
+    """validated -> approved: needs approver (neither the owner nor the validator)."""
+    MODEL_TRANSITION_SUSPEND: _ModelTransition.ValueType  # 3
+    """approved -> suspended."""
+    MODEL_TRANSITION_RESUME: _ModelTransition.ValueType  # 4
+    """suspended -> approved: needs approver, as approve."""
+    MODEL_TRANSITION_RETIRE: _ModelTransition.ValueType  # 5
+    """any status but retired -> retired."""
+
+class ModelTransition(_ModelTransition, metaclass=_ModelTransitionEnumTypeWrapper):
+    """A move through the lifecycle."""
+
+MODEL_TRANSITION_UNSPECIFIED: ModelTransition.ValueType  # 0
+MODEL_TRANSITION_VALIDATE: ModelTransition.ValueType  # 1
+"""registered -> validated: needs validator and validation_expires_at."""
+MODEL_TRANSITION_APPROVE: ModelTransition.ValueType  # 2
+"""validated -> approved: needs approver (neither the owner nor the validator)."""
+MODEL_TRANSITION_SUSPEND: ModelTransition.ValueType  # 3
+"""approved -> suspended."""
+MODEL_TRANSITION_RESUME: ModelTransition.ValueType  # 4
+"""suspended -> approved: needs approver, as approve."""
+MODEL_TRANSITION_RETIRE: ModelTransition.ValueType  # 5
+"""any status but retired -> retired."""
+Global___ModelTransition: _TypeAlias = ModelTransition  # noqa: Y015
+
 @_typing.final
 class EraseSubjectRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -219,3 +279,360 @@ class ListSwitchesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListSwitchesResponse: _TypeAlias = ListSwitchesResponse  # noqa: Y015
+
+@_typing.final
+class ModelKey(_message.Message):
+    """A model version as the policies name it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    """The backend name of the policies."""
+    name: _builtins.str
+    """The model's name."""
+    version: _builtins.str
+    """The model's version."""
+    def __init__(
+        self,
+        *,
+        backend: _builtins.str = ...,
+        name: _builtins.str = ...,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "name", b"name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelKey: _TypeAlias = ModelKey  # noqa: Y015
+
+@_typing.final
+class ModelRecord(_message.Message):
+    """The inventory's record of one model version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    VALIDATOR_FIELD_NUMBER: _builtins.int
+    INTENDED_USE_FIELD_NUMBER: _builtins.int
+    MAX_TIER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    VALIDATED_AT_FIELD_NUMBER: _builtins.int
+    VALIDATION_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    DOCUMENTATION_URL_FIELD_NUMBER: _builtins.int
+    LIMITATIONS_FIELD_NUMBER: _builtins.int
+    REGISTERED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    ESCALATED_FIELD_NUMBER: _builtins.int
+    ESCALATION_REASON_FIELD_NUMBER: _builtins.int
+    ESCALATED_AT_FIELD_NUMBER: _builtins.int
+    owner: _builtins.str
+    """The person accountable for the model."""
+    validator: _builtins.str
+    """Who validated it; empty until validated."""
+    intended_use: _builtins.str
+    max_tier: _builtins.str
+    """The highest-risk tier it may serve (a tier name of the policies)."""
+    status: Global___ModelStatus.ValueType
+    documentation_url: _builtins.str
+    limitations: _builtins.str
+    updated_by: _builtins.str
+    """Who made the last change (`user:<name>`, `app:<key id>`, `cli:<os user>`)."""
+    escalated: _builtins.bool
+    """Monitoring holds every decision on this version for review until it is cleared."""
+    escalation_reason: _builtins.str
+    @_builtins.property
+    def key(self) -> Global___ModelKey: ...
+    @_builtins.property
+    def validated_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset until validated."""
+
+    @_builtins.property
+    def validation_expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def registered_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def escalated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        key: Global___ModelKey | None = ...,
+        owner: _builtins.str = ...,
+        validator: _builtins.str = ...,
+        intended_use: _builtins.str = ...,
+        max_tier: _builtins.str = ...,
+        status: Global___ModelStatus.ValueType = ...,
+        validated_at: _timestamp_pb2.Timestamp | None = ...,
+        validation_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        documentation_url: _builtins.str = ...,
+        limitations: _builtins.str = ...,
+        registered_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_by: _builtins.str = ...,
+        escalated: _builtins.bool = ...,
+        escalation_reason: _builtins.str = ...,
+        escalated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["escalated_at", b"escalated_at", "key", b"key", "registered_at", b"registered_at", "updated_at", b"updated_at", "validated_at", b"validated_at", "validation_expires_at", b"validation_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documentation_url", b"documentation_url", "escalated", b"escalated", "escalated_at", b"escalated_at", "escalation_reason", b"escalation_reason", "intended_use", b"intended_use", "key", b"key", "limitations", b"limitations", "max_tier", b"max_tier", "owner", b"owner", "registered_at", b"registered_at", "status", b"status", "updated_at", b"updated_at", "updated_by", b"updated_by", "validated_at", b"validated_at", "validation_expires_at", b"validation_expires_at", "validator", b"validator"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelRecord: _TypeAlias = ModelRecord  # noqa: Y015
+
+@_typing.final
+class ModelRegisterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    INTENDED_USE_FIELD_NUMBER: _builtins.int
+    MAX_TIER_FIELD_NUMBER: _builtins.int
+    DOCUMENTATION_URL_FIELD_NUMBER: _builtins.int
+    LIMITATIONS_FIELD_NUMBER: _builtins.int
+    JUSTIFICATION_FIELD_NUMBER: _builtins.int
+    owner: _builtins.str
+    """Required."""
+    intended_use: _builtins.str
+    """Required."""
+    max_tier: _builtins.str
+    """Required: a tier the policies define."""
+    documentation_url: _builtins.str
+    """An http:// or https:// address, or empty."""
+    limitations: _builtins.str
+    justification: _builtins.str
+    """Why; recorded in the audit event."""
+    @_builtins.property
+    def key(self) -> Global___ModelKey: ...
+    def __init__(
+        self,
+        *,
+        key: Global___ModelKey | None = ...,
+        owner: _builtins.str = ...,
+        intended_use: _builtins.str = ...,
+        max_tier: _builtins.str = ...,
+        documentation_url: _builtins.str = ...,
+        limitations: _builtins.str = ...,
+        justification: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documentation_url", b"documentation_url", "intended_use", b"intended_use", "justification", b"justification", "key", b"key", "limitations", b"limitations", "max_tier", b"max_tier", "owner", b"owner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelRegisterRequest: _TypeAlias = ModelRegisterRequest  # noqa: Y015
+
+@_typing.final
+class ModelGetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def key(self) -> Global___ModelKey: ...
+    def __init__(
+        self,
+        *,
+        key: Global___ModelKey | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelGetRequest: _TypeAlias = ModelGetRequest  # noqa: Y015
+
+@_typing.final
+class ModelListRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelListRequest: _TypeAlias = ModelListRequest  # noqa: Y015
+
+@_typing.final
+class ModelListResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelRecord]: ...
+    def __init__(
+        self,
+        *,
+        models: _abc.Iterable[Global___ModelRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["models", b"models"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelListResponse: _TypeAlias = ModelListResponse  # noqa: Y015
+
+@_typing.final
+class ModelTransitionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    TRANSITION_FIELD_NUMBER: _builtins.int
+    JUSTIFICATION_FIELD_NUMBER: _builtins.int
+    VALIDATOR_FIELD_NUMBER: _builtins.int
+    VALIDATED_AT_FIELD_NUMBER: _builtins.int
+    VALIDATION_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    APPROVER_FIELD_NUMBER: _builtins.int
+    transition: Global___ModelTransition.ValueType
+    justification: _builtins.str
+    """Why; required, recorded in the audit event."""
+    validator: _builtins.str
+    """VALIDATE: who validated it (never its owner)."""
+    approver: _builtins.str
+    """APPROVE and RESUME: the person approving (an API key is not a person: name them)."""
+    @_builtins.property
+    def key(self) -> Global___ModelKey: ...
+    @_builtins.property
+    def validated_at(self) -> _timestamp_pb2.Timestamp:
+        """VALIDATE: when it was validated (now when unset)."""
+
+    @_builtins.property
+    def validation_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """VALIDATE: when the validation lapses; required, in the future."""
+
+    def __init__(
+        self,
+        *,
+        key: Global___ModelKey | None = ...,
+        transition: Global___ModelTransition.ValueType = ...,
+        justification: _builtins.str = ...,
+        validator: _builtins.str = ...,
+        validated_at: _timestamp_pb2.Timestamp | None = ...,
+        validation_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        approver: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "validated_at", b"validated_at", "validation_expires_at", b"validation_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approver", b"approver", "justification", b"justification", "key", b"key", "transition", b"transition", "validated_at", b"validated_at", "validation_expires_at", b"validation_expires_at", "validator", b"validator"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelTransitionRequest: _TypeAlias = ModelTransitionRequest  # noqa: Y015
+
+@_typing.final
+class ModelHistoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def key(self) -> Global___ModelKey: ...
+    def __init__(
+        self,
+        *,
+        key: Global___ModelKey | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelHistoryRequest: _TypeAlias = ModelHistoryRequest  # noqa: Y015
+
+@_typing.final
+class ModelEvent(_message.Message):
+    """One `model.*` audit event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    TS_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    PAYLOAD_JSON_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    type: _builtins.str
+    """`model.registered`, `model.validated`, ..."""
+    actor: _builtins.str
+    payload_json: _builtins.str
+    """The payload as JSON; empty once erased."""
+    trace_id: _builtins.str
+    @_builtins.property
+    def ts(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        ts: _timestamp_pb2.Timestamp | None = ...,
+        type: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        payload_json: _builtins.str = ...,
+        trace_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ts", b"ts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "payload_json", b"payload_json", "seq", b"seq", "trace_id", b"trace_id", "ts", b"ts", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelEvent: _TypeAlias = ModelEvent  # noqa: Y015
+
+@_typing.final
+class ModelHistoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___ModelEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelHistoryResponse: _TypeAlias = ModelHistoryResponse  # noqa: Y015
+
+@_typing.final
+class ModelClearEscalationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Why the escalation may be cleared; required, recorded in the audit event."""
+    @_builtins.property
+    def key(self) -> Global___ModelKey: ...
+    def __init__(
+        self,
+        *,
+        key: Global___ModelKey | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelClearEscalationRequest: _TypeAlias = ModelClearEscalationRequest  # noqa: Y015

@@ -52,6 +52,36 @@ class AdminServiceStub:
                 request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesRequest.SerializeToString,
                 response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesResponse.FromString,
                 _registered_method=True)
+        self.RegisterModel = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/RegisterModel',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRegisterRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
+                _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/GetModel',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelGetRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ListModels',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelListRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelListResponse.FromString,
+                _registered_method=True)
+        self.TransitionModel = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/TransitionModel',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelTransitionRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
+                _registered_method=True)
+        self.ModelHistory = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ModelHistory',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelHistoryRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelHistoryResponse.FromString,
+                _registered_method=True)
+        self.ClearModelEscalation = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ClearModelEscalation',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelClearEscalationRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -86,6 +116,56 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterModel(self, request, context):
+        """Enter a model version in the model inventory, as `registered`. Recorded as a
+        `model.registered` event. FAILED_PRECONDITION when the key exists;
+        INVALID_ARGUMENT naming the field when one is missing or malformed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModel(self, request, context):
+        """One model version's record; NOT_FOUND when it is not registered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Every model version in the inventory, by backend, name and version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransitionModel(self, request, context):
+        """Move a model version through its lifecycle (validate, approve, suspend, resume, retire),
+        with a justification. Recorded as a `model.<validated|approved|...>` event. Refused with
+        PERMISSION_DENIED when the approver owns or validated the model, FAILED_PRECONDITION when
+        the move is not allowed from its current status (or its validation expired).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModelHistory(self, request, context):
+        """The `model.*` audit events of one model version, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearModelEscalation(self, request, context):
+        """Clear a model version's escalation by monitoring (decisions on it may be automatic
+        again), with a justification. Recorded as a `model.cleared` event. FAILED_PRECONDITION
+        when it is not escalated; NOT_FOUND when it is not registered; INVALID_ARGUMENT naming
+        `reason` when that is empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -103,6 +183,36 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListSwitches,
                     request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesRequest.FromString,
                     response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesResponse.SerializeToString,
+            ),
+            'RegisterModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterModel,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRegisterRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelGetRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelListRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelListResponse.SerializeToString,
+            ),
+            'TransitionModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransitionModel,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelTransitionRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.SerializeToString,
+            ),
+            'ModelHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModelHistory,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelHistoryRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelHistoryResponse.SerializeToString,
+            ),
+            'ClearModelEscalation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearModelEscalation,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelClearEscalationRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -189,6 +299,168 @@ class AdminService:
             '/hitl.admin.v1.AdminService/ListSwitches',
             hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesRequest.SerializeToString,
             hitl_dot_admin_dot_v1_dot_admin__pb2.ListSwitchesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/RegisterModel',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRegisterRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/GetModel',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelGetRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ListModels',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelListRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransitionModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/TransitionModel',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelTransitionRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ModelHistory',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelHistoryRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearModelEscalation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ClearModelEscalation',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelClearEscalationRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
             options,
             channel_credentials,
             insecure,
