@@ -13,8 +13,8 @@ and tests each threshold:
 - **Drift** (``psi``) breaches when the population stability index of a numeric output over the
   window, against the version's reference histogram, is above the threshold, with at least
   ``min_reviews`` outputs in the window; the largest PSI over the output's fields counts.
-  The reference is the one stored with ``set_model_reference`` (the inventory's approval may
-  choose the window); without one, it is the version's first `REFERENCE_DAYS` days of
+  The reference is the one stored with ``set_model_reference`` (the inventory's approval
+  chooses the window); without one, it is the version's first `REFERENCE_DAYS` days of
   recorded outputs, fixed once those days have passed (``replace=False``: every replica keeps
   the first one stored). PSI is a distance, not a test, so ``min_reviews`` is its only guard
   against noise.

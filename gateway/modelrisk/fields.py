@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from gateway.errors import InvalidInput
-from gateway.modelrisk.record import ModelKey
+from gateway.modelrisk.record import ModelKey, ModelRecord
+from gateway.timefmt import format_ts
+from gateway.types import JSONObject
 
 MAX_NAME = 128
 """Longest backend, model name, version or person name."""
@@ -64,3 +67,29 @@ def aware_field(field: str, value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(field, "a time zone is required")
     return value.astimezone(UTC)
+
+
+def key_payload(key: ModelKey) -> JSONObject:
+    """What every ``model.*`` event names (`gateway.store.models.names_model` reads it)."""
+    return {"model": str(key), "backend": key.backend, "name": key.name, "version": key.version}
+
+
+def record_fields(r: ModelRecord) -> dict[str, Any]:
+    """The record's lifecycle fields as JSON values (times as `format_ts` text)."""
+
+    def ts(v: datetime | None) -> str | None:
+        return None if v is None else format_ts(v)
+
+    return {
+        "owner": r.owner,
+        "validator": r.validator,
+        "intended_use": r.intended_use,
+        "max_tier": r.max_tier,
+        "status": r.status.value,
+        "validated_at": ts(r.validated_at),
+        "validation_expires_at": ts(r.validation_expires_at),
+        "documentation_url": r.documentation_url,
+        "limitations": r.limitations,
+        "updated_at": ts(r.updated_at),
+        "updated_by": r.updated_by,
+    }

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -34,13 +34,17 @@ import structlog
 from gateway.audit.events import EventType
 from gateway.audit.events import event as audit_event
 from gateway.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, PermissionDenied
+from gateway.modelrisk.early_warning import REFERENCE_DAYS
 from gateway.modelrisk.fields import (
     aware_field,
     check_key,
+    key_payload,
     person_field,
+    record_fields,
     text_field,
     url_field,
 )
+from gateway.modelrisk.monitor import bucket
 from gateway.modelrisk.record import TRANSITIONS, ModelKey, ModelRecord, ModelStatus
 from gateway.people import same_person
 from gateway.policy import PolicySet
@@ -158,10 +162,10 @@ class ModelInventory:
             updated_at=now,
             updated_by=actor,
         )
-        payload = _key_payload(key) | {
+        payload = key_payload(key) | {
             "justification": text_field("justification", justification),
             "to_status": record.status.value,
-            "record": _fields(record),
+            "record": record_fields(record),
         }
         event = audit_event(EventType.MODEL_REGISTERED, "", actor, payload, ts=now)
         await self._store.register_model(record, event)
@@ -318,9 +322,33 @@ class ModelInventory:
             raise FailedPrecondition(
                 f"validation of {key} expired {format_ts(expires)}: it may not be approved"
             )
-        return await self._move(
-            record, record, ModelStatus.APPROVED, actor, justification, approver=approver
+        if source is ModelStatus.SUSPENDED:  # the reference chosen at approval stands
+            return await self._move(
+                record, record, ModelStatus.APPROVED, actor, justification, approver=approver
+            )
+        # Drift is measured against a reference chosen now: the outputs the version gave in the
+        # days before approval (it is called, and held, while it is not approved yet), when
+        # there are any; else the early warning takes its first days in use.
+        until = self._clock()
+        since = until - timedelta(days=REFERENCE_DAYS)
+        seen = await self._store.model_histogram(key, bucket(format_ts(since)), format_ts(until))
+        reference: JSONObject = (
+            {"since": format_ts(since), "until": format_ts(until)}
+            if seen
+            else {"first_days_in_use": REFERENCE_DAYS}
         )
+        approved = await self._move(
+            record,
+            record,
+            ModelStatus.APPROVED,
+            actor,
+            justification,
+            approver=approver,
+            extra={"drift_reference": reference},
+        )
+        if seen:
+            await self._store.set_model_reference(key, since, until, actor)
+        return approved
 
     async def _move(
         self,
@@ -331,18 +359,19 @@ class ModelInventory:
         justification: str,
         *,
         approver: str = "",
+        extra: JSONObject | None = None,
     ) -> ModelRecord:
         now = self._clock()
         after = replace(changed, status=to, updated_at=now, updated_by=actor)
         resumed = to is ModelStatus.APPROVED and before.status is ModelStatus.SUSPENDED
         kind = EventType.MODEL_RESUMED if resumed else _EVENTS[to]
-        old, new = _fields(before), _fields(after)
+        old, new = record_fields(before), record_fields(after)
         changes: dict[str, Any] = {
             f: {"from": old[f], "to": new[f]}
             for f in new
             if old[f] != new[f] and f not in ("status", "updated_at", "updated_by")
         }
-        payload = _key_payload(before.key) | {
+        payload = key_payload(before.key) | {
             "justification": justification,
             "from_status": before.status.value,
             "to_status": to.value,
@@ -350,6 +379,7 @@ class ModelInventory:
         }
         if approver:
             payload["approver"] = approver
+        payload |= extra or {}
         event = audit_event(kind, "", actor, payload, ts=now)
         await self._store.update_model(after, before.status, event)
         log.info(kind.value, model=str(before.key), actor=actor)
@@ -367,29 +397,3 @@ def _refuse(record: ModelRecord, to: ModelStatus, why: str = "") -> None:
         f"model {record.key} is {record.status.value}: it cannot become {to.value}"
         f"{f' ({why})' if why else ''}; from {record.status.value} it may become: {allowed}"
     )
-
-
-def _key_payload(key: ModelKey) -> JSONObject:
-    """What every ``model.*`` event names (`gateway.store.models.names_model` reads it)."""
-    return {"model": str(key), "backend": key.backend, "name": key.name, "version": key.version}
-
-
-def _fields(r: ModelRecord) -> dict[str, Any]:
-    """The record's lifecycle fields as JSON values (times as `format_ts` text)."""
-
-    def ts(v: datetime | None) -> str | None:
-        return None if v is None else format_ts(v)
-
-    return {
-        "owner": r.owner,
-        "validator": r.validator,
-        "intended_use": r.intended_use,
-        "max_tier": r.max_tier,
-        "status": r.status.value,
-        "validated_at": ts(r.validated_at),
-        "validation_expires_at": ts(r.validation_expires_at),
-        "documentation_url": r.documentation_url,
-        "limitations": r.limitations,
-        "updated_at": ts(r.updated_at),
-        "updated_by": r.updated_by,
-    }

@@ -371,7 +371,7 @@ class ReviewStore(Store, SessionStore, Protocol):
         self, key: ModelKey, since: datetime, until: datetime, actor: str, *, replace: bool = True
     ) -> ModelReference:
         """Keep ``key``'s outputs from ``since`` to ``until`` as its drift reference (the
-        inventory's approval may call it; else the early warning takes the first days)."""
+        inventory's approval does; else the early warning takes the first days)."""
         ...
 
     async def model_breach_states(self) -> list[BreachState]: ...

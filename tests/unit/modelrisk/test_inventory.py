@@ -17,6 +17,8 @@ from gateway.modelrisk.record import ModelKey, ModelStatus
 from gateway.policy import PolicySet, load_policies
 from gateway.store import open_store
 from gateway.store.protocol import ReviewStore
+from gateway.timefmt import format_ts
+from gateway.types import ModelRef
 from tests.pgserver import pg_dsn, pg_server
 
 __all__ = ["pg_dsn", "pg_server"]
@@ -260,3 +262,36 @@ def test_keys_parse_from_their_text_form() -> None:
     for text in ("credit-scorer", "a/b", "/b@1", "a/@1", "a/b@", "a b/c@1"):
         with pytest.raises(InvalidInput):
             parse_key(text)
+
+
+async def test_approval_chooses_the_drift_reference_from_the_outputs_before_it(
+    inventory: ModelInventory, store: ReviewStore, clock: Clock
+) -> None:
+    """Outputs the version gave in the week before approval become its drift reference, named in
+    the approval's event; without any, the event says the first days in use will be."""
+    from tests.unit.store.store_factories import created_event, decision_task, make_decision
+
+    await _validated(inventory)
+    # Outputs are counted in the hour their transaction commits: approve on the wall clock.
+    clock.now = datetime.now(UTC)
+    ref = ModelRef(KEY.backend, KEY.name, KEY.version)
+    for score in (0.31, 0.33, 0.72):
+        d = make_decision(model=ref, model_output={"score": score})
+        await store.create_decision(d, [created_event(d)], [decision_task(d)])
+    await inventory.approve(KEY, approver="ann", actor="user:ann", justification="MRC 2026-03")
+    reference = await store.get_model_reference(KEY)
+    assert reference is not None
+    assert sum(reference.histogram["score"].values()) == 3
+    approved = (await inventory.history(KEY))[-1].payload
+    assert approved is not None
+    assert approved["drift_reference"] == {
+        "since": format_ts(clock.now - timedelta(days=7)),
+        "until": format_ts(clock.now),
+    }
+
+    other = ModelKey("credit-scorer", "credit_v4", "4")
+    await _validated(inventory, other)
+    await inventory.approve(other, approver="ann", actor="user:ann", justification="MRC 2026-04")
+    assert await store.get_model_reference(other) is None
+    payload = (await inventory.history(other))[-1].payload
+    assert payload is not None and payload["drift_reference"] == {"first_days_in_use": 7}
