@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import structlog
@@ -61,6 +61,7 @@ from gateway.modelrisk.gate import ModelGate, register_builtin_models
 from gateway.modelrisk.inventory import ModelInventory
 from gateway.modelrisk.record import ModelKey, ModelRecord
 from gateway.policy import PolicySet, load_policies
+from gateway.policy.versions import policy_loaded
 from gateway.store import open_store
 from gateway.store.protocol import ReviewStore
 from gateway.telemetry.tracing import setup_tracing, shutdown_tracing
@@ -136,6 +137,9 @@ class Gateway:
         self.vault = self.keys.vault
         self._store = self.store = open_store(s.store_url)
         await self.store.start()
+        # Every version in force is kept with its texts, for auditors (`audit policy DIGEST`).
+        loaded = (self.policies.version, self.policies.files, str(s.policies))
+        await self.store.record_policy_version(*policy_loaded(*loaded, "system", datetime.now(UTC)))
         self._remote = RemoteChanges(self.store, self.notifier)
         self.store.subscribe_changes(self._remote.changed)
         self.store.subscribe_resync(self._remote.resync)
@@ -263,7 +267,9 @@ class Gateway:
             self.pipeline, self.limits, watch_lifetime=s.watch_max_seconds
         )
         server.add_generic_rpc_handlers((servicer.handler(self.auth),))
-        auditor = AuditServicer(self.audit, public_key_pem(self.signer.public_key))
+        auditor = AuditServicer(
+            self.audit, public_key_pem(self.signer.public_key), self.store.get_policy_version
+        )
         server.add_generic_rpc_handlers((auditor.handler(self.auth),))
         erasure = SubjectErasure(self.store, self.limits.max_id_length)
         admin = AdminServicer(erasure, self.switches, self.inventory, self.escalations)

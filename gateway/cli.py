@@ -136,49 +136,11 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         f"ok: {len(policies.applications)} applications, {len(policies.tiers)} tiers, "
         f"{len(policies.backends)} backends ({policies.version})"
     )
-    for warning in asyncio.run(_inventory_warnings(_settings(args), policies)):
+    from gateway.modelrisk.policy_check import inventory_warnings
+
+    for warning in asyncio.run(inventory_warnings(_settings(args).store_url, policies)):
         print(f"warning: {warning}", file=sys.stderr)
     return 0
-
-
-async def _inventory_warnings(settings: Settings, policies: Any) -> list[str]:
-    """What the model inventory says against the policies' backends: versions missing from it
-    or not approved (their decisions will be held). Nothing when no store is reachable: the
-    default SQLite file is never created for a check."""
-    from gateway.modelrisk.gate import model_key
-    from gateway.modelrisk.record import ModelStatus
-    from gateway.store import open_store, sqlite_path
-
-    url = settings.store_url
-    if (url.startswith("sqlite") or "://" not in url) and not sqlite_path(url).exists():
-        return []
-    try:
-        store = open_store(url)
-        await store.start()
-    except Exception as exc:
-        return [f"model inventory not checked: store unreachable ({type(exc).__name__})"]
-    try:
-        models = {r.key: r for r in await store.list_models()}
-    finally:
-        await store.stop()
-    warnings: list[str] = []
-    for backend in sorted(policies.backends.values(), key=lambda b: b.name):
-        key = model_key(backend)
-        record = models.get(key)
-        if record is None and backend.kind == "builtin":
-            continue  # a built-in demo model: registered and approved at start
-        if record is None:
-            warnings.append(
-                f"backend {backend.name!r}: model {key} is not in the model inventory; its "
-                "decisions will be held for review until it is registered, validated and "
-                "approved (hitl-gateway models register ...)"
-            )
-        elif record.status is not ModelStatus.APPROVED:
-            warnings.append(
-                f"backend {backend.name!r}: model {key} is {record.status.value} in the model "
-                "inventory; its decisions will be held for review"
-            )
-    return warnings
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
@@ -331,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         p.add_argument("dir", type=Path, nargs="?", help="policy directory")
         p.set_defaults(func=fn)
+    from gateway.cli_replay import add_replay_parser
+
+    add_replay_parser(policy, _common, _settings)
 
     keys = sub.add_parser("keys", help="API keys; the gateway's own secret keys").add_subparsers(
         dest="keys_command", required=True

@@ -30,6 +30,7 @@ from gateway.audit.checkpoints import (
 )
 from gateway.audit.query import EventFilter
 from gateway.audit.records import checkpoint_record, load_checkpoint, write_events
+from gateway.cli_policy_audit import cmd_policy, policy_line
 from gateway.config import Settings
 from gateway.errors import InvalidInput
 from gateway.keys import configured_public_key
@@ -113,11 +114,14 @@ def cmd_query(args: argparse.Namespace, db: Path | str) -> int:
 
 def cmd_trail(args: argparse.Namespace, db: Path | str) -> int:
     def run() -> int:
-        events = _source(args, db).trail(args.decision_id)
+        source = _source(args, db)
+        events = source.trail(args.decision_id)
         if not events:
             print(f"error: no events for decision {args.decision_id!r}", file=sys.stderr)
             return 1
         write_events(events, args.format, sys.stdout)
+        if args.format == "table" and (line := policy_line(events, source)) is not None:
+            print(line)  # the rules it was decided under (`audit policy`)
         return 0
 
     return _run(run)
@@ -346,6 +350,13 @@ def add_audit_parser(
     fmt(p)
     p.add_argument("decision_id")
     p.set_defaults(func=lambda a: cmd_trail(a, located(a)))
+
+    p = audit.add_parser("policy", help="print the policy files of a version (by digest)")
+    db_args(p, True)
+    p.add_argument("digest", help="sha256:<hex>, a decision's policy_version")
+    p.add_argument("--file", help="print only this file's exact text")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=lambda a: _run(lambda: cmd_policy(a, lambda: _source(a, located(a)))))
 
     p = audit.add_parser("export", help="stream events of a seq range")
     db_args(p, True)

@@ -13,9 +13,10 @@ import grpc
 
 from gateway._pb.hitl.audit.v1 import audit_pb2 as pb
 from gateway._pb.hitl.audit.v1 import audit_pb2_grpc
-from gateway.api.audit_converters import event_from_pb, filter_to_pb
+from gateway.api.audit_converters import event_from_pb, filter_to_pb, policy_version_from_pb
 from gateway.audit.query import ChainReport, EventFilter
 from gateway.errors import InvalidInput
+from gateway.policy.versions import PolicyVersion
 from gateway.types import AuditEvent
 
 if TYPE_CHECKING:
@@ -59,6 +60,15 @@ class RemoteTrailReader:
     ) -> ChainReport:
         # Verification is the auditor's own computation, over the stored rows: not delegated.
         raise InvalidInput("--target", "verify reads the database itself (--db or --store)")
+
+    def policy_version(self, digest: str) -> PolicyVersion | None:
+        req = pb.GetPolicyVersionRequest(digest=digest)
+        try:
+            return policy_version_from_pb(self._stub.GetPolicyVersion(req, metadata=self._md))
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
 
     def latest_checkpoint(self) -> Checkpoint | None:
         raise InvalidInput("--target", "checkpoint reads the database itself (--db or --store)")

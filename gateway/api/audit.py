@@ -6,7 +6,7 @@ refused with PERMISSION_DENIED before any of this runs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -16,14 +16,22 @@ from gateway.api import audit_converters as conv
 from gateway.api.handlers import streaming_handler, unary_handler
 from gateway.audit.service import AuditTrail
 from gateway.core.auth import AUDIT_ROLES, KeyAuthenticator, Principal
+from gateway.errors import NotFound
+from gateway.policy.versions import PolicyVersion
 
 SERVICE = "hitl.audit.v1.AuditService"
 
 
 class AuditServicer:
-    def __init__(self, trail: AuditTrail, public_key_pem: str) -> None:
+    def __init__(
+        self,
+        trail: AuditTrail,
+        public_key_pem: str,
+        policy_version: Callable[[str], Awaitable[PolicyVersion | None]],
+    ) -> None:
         self._trail = trail
         self._public_key_pem = public_key_pem
+        self._policy_version = policy_version
 
     async def query_events(
         self,
@@ -73,6 +81,17 @@ class AuditServicer:
     ) -> pb.Checkpoint:
         return conv.checkpoint_to_pb(await self._trail.checkpoint(), self._public_key_pem)
 
+    async def get_policy_version(
+        self,
+        request: pb.GetPolicyVersionRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.PolicyVersion:
+        version = await self._policy_version(request.digest)
+        if version is None:
+            raise NotFound("policy version", request.digest)
+        return conv.policy_version_to_pb(version)
+
     def handler(self, auth: KeyAuthenticator) -> grpc.GenericRpcHandler:
         def unary(name: str, fn: Any, req: Any) -> grpc.RpcMethodHandler[Any, Any]:
             return unary_handler(f"{SERVICE}/{name}", fn, auth, req, roles=AUDIT_ROLES)
@@ -85,6 +104,9 @@ class AuditServicer:
                 "VerifyChain": unary("VerifyChain", self.verify_chain, pb.VerifyChainRequest),
                 "GetCheckpoint": unary(
                     "GetCheckpoint", self.get_checkpoint, pb.GetCheckpointRequest
+                ),
+                "GetPolicyVersion": unary(
+                    "GetPolicyVersion", self.get_policy_version, pb.GetPolicyVersionRequest
                 ),
                 "ExportEvents": streaming_handler(
                     f"{SERVICE}/ExportEvents",

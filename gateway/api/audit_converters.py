@@ -12,6 +12,7 @@ from gateway.audit.chain import canonical_json
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.query import ChainReport, EventFilter
 from gateway.errors import InvalidInput
+from gateway.policy.versions import PolicyVersion, file_bytes
 from gateway.timefmt import parse_ts
 from gateway.types import AuditEvent
 
@@ -137,3 +138,24 @@ def filter_to_pb(flt: EventFilter, page_size: int) -> pb.QueryEventsRequest:
     if flt.until is not None:
         req.until.FromDatetime(flt.until)
     return req
+
+
+def policy_version_to_pb(version: PolicyVersion) -> pb.PolicyVersion:
+    """A stored policy version; each file's content is its exact bytes (see `file_bytes`)."""
+    return pb.PolicyVersion(
+        digest=version.digest,
+        files=[pb.PolicyFile(name=n, content=file_bytes(t)) for n, t in version.files],
+        source=version.source,
+        loaded_at=_timestamp(version.loaded_at),
+        loaded_by=version.loaded_by,
+    )
+
+
+def policy_version_from_pb(v: pb.PolicyVersion) -> PolicyVersion:
+    return PolicyVersion(
+        digest=v.digest,
+        files=tuple((f.name, f.content.decode("utf-8", "surrogateescape")) for f in v.files),
+        source=v.source,
+        loaded_at=v.loaded_at.ToDatetime(tzinfo=UTC),
+        loaded_by=v.loaded_by,
+    )

@@ -63,6 +63,9 @@ class EventType(StrEnum):
     """After a breach whose action is ``escalate``: every decision on the version is held."""
     MODEL_CLEARED = "model.cleared"
     """An admin cleared a model version's escalation, with a justification."""
+    POLICY_LOADED = "policy.loaded"
+    """The gateway loaded a policy version other than the one loaded last (payload: digest,
+    source, previous digest); its texts are stored under the digest."""
 
 
 SYSTEM_ONLY: frozenset[EventType] = frozenset(
@@ -71,10 +74,12 @@ SYSTEM_ONLY: frozenset[EventType] = frozenset(
         EventType.DECISION_EXPIRED,
         EventType.MODEL_BREACH,
         EventType.MODEL_ESCALATED,
+        EventType.POLICY_LOADED,
     }
 )
 """Types the gateway makes on its own, never traced: the SLA sweeper's when a review deadline
-passes, and the early warning's when a model version's monitoring breaches a threshold."""
+passes, the early warning's when a model version's monitoring breaches a threshold, and the
+policy version recorded at start."""
 
 
 def current_trace_ids() -> tuple[str, str]:

@@ -12,7 +12,6 @@ files (by name, then line) is reported.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from gateway.policy.schema import (
     error_loc,
 )
 from gateway.policy.source import Loc, SourceDoc, parse_yaml
+from gateway.policy.versions import digest_of
 from gateway.types import Action
 
 __all__ = ["load_policies", "policy_files", "validation_error"]
@@ -70,29 +70,25 @@ def load_policies(directory: Path) -> PolicySet:
     files = policy_files(directory)
     if not files:
         raise PolicyError(str(directory), "", "no policy files (*.yaml) found")
-    digest = hashlib.sha256()
+    texts: list[tuple[str, str]] = []  # what the version is computed from, kept for the store
     docs: list[tuple[SourceDoc, PolicyFile]] = []
     for path in files:
         try:
             raw = path.read_bytes()
         except OSError as exc:
             raise PolicyError(path.name, "", f"cannot read: {exc}") from None
-        for part in (path.name.encode(), raw):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PolicyError(path.name, "", f"not UTF-8: {exc}") from None
+        texts.append((path.name, text))
         doc = parse_yaml(text, path.name)
         docs.append((doc, _validate_file(doc)))
     merged = _Merged(docs, directory)
     built = merged.build()
     for name, raw in merged.schema_files:  # a schema file is part of the policy's version too
-        for part in (name.encode(), raw):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
-    return PolicySet(version=f"sha256:{digest.hexdigest()}", **built)
+        texts.append((name, raw.decode("utf-8", "surrogateescape")))
+    return PolicySet(version=digest_of(texts), files=tuple(texts), **built)
 
 
 def _validate_file(doc: SourceDoc) -> PolicyFile:

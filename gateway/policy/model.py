@@ -287,6 +287,8 @@ class PolicySet:
     tiers: tuple[TierSpec, ...]
     backends: dict[str, BackendSpec]
     applications: dict[str, ApplicationPolicy]
+    files: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
+    """(name, exact text) of every file ``version`` was computed from, in that order."""
     _tiers: dict[str, TierSpec] = field(init=False, repr=False, compare=False)
     _by_model: dict[str, ApplicationPolicy] = field(init=False, repr=False, compare=False)
 

@@ -133,3 +133,22 @@ CREATE TABLE model_breaches (
     PRIMARY KEY (backend, name, version, metric)
 );
 """
+
+
+def policy_versions(ts: str) -> str:
+    """Every policy version the gateway loaded (see gateway/policy/versions.py); ``ts`` as in
+    `model_inventory`. A row is written once, with its ``policy.loaded`` event."""
+    return f"""
+-- One row per policy digest: the exact texts it was computed from (files: a JSON array of
+-- [name, text] in digest order), so an auditor can read the rules in force for any decision.
+CREATE TABLE policy_versions (
+    digest    TEXT PRIMARY KEY,
+    files     TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    loaded_at {ts} NOT NULL,
+    loaded_by TEXT NOT NULL,
+    -- Rank of this digest's latest policy.loaded event: the highest is the version in force,
+    -- so a replica or a restart loading it again writes no event, a change back to it does.
+    last_load INTEGER NOT NULL
+);
+"""

@@ -10,12 +10,15 @@ connection broke during COMMIT), never the driver's own errors (`gateway.store.f
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.modelrisk.record import ModelKey, ModelRecord, ModelStatus
+from gateway.policy.versions import PolicyVersion
+from gateway.store.results import AccountChanges as AccountChanges
+from gateway.store.results import AuditSide as AuditSide
+from gateway.store.results import QueueCursor as QueueCursor
 from gateway.types import (
     Account,
     ApiKey,
@@ -34,8 +37,6 @@ from gateway.types import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from gateway.audit.checkpoints import Checkpoint
-    from gateway.audit.query import AuditLog
     from gateway.store.monitoring import BreachState, ModelReference
 
 
@@ -135,34 +136,6 @@ class Store(Protocol):
     async def open_audit(self, public_key: Ed25519PublicKey) -> AuditSide:
         """The auditors' read side of this store's trail, and where signed checkpoints go."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class AuditSide:
-    """A running store's audit trail for auditors, and its checkpoint storage."""
-
-    log: AuditLog
-    """Queries, exports and verification, checkpoints checked with the signer's public key."""
-    latest: Checkpoint | None
-    """The last stored checkpoint, when there is one."""
-    save: Callable[[Checkpoint], Awaitable[None]]
-    """Store one signed checkpoint."""
-    close: Callable[[], Awaitable[None]] | None = None
-    """Release what `save` holds, when it holds anything."""
-
-
-QueueCursor = tuple[str, int, int]
-"""Keyset position in a review queue: (deadline or ``~``, tier rank, task id) of a page's end."""
-
-
-@dataclass(frozen=True, slots=True)
-class AccountChanges:
-    """What changing an account ended beside the account row (both 0 unless it disabled it)."""
-
-    sessions_ended: int = 0
-    """Reviewer UI sessions deleted."""
-    leases_released: int = 0
-    """Open review tasks it held, given back."""
 
 
 class SessionStore(Protocol):
@@ -305,6 +278,18 @@ class ReviewStore(Store, SessionStore, Protocol):
         ...
 
     async def list_switches(self) -> list[SwitchState]: ...
+
+    async def record_policy_version(self, version: PolicyVersion, event: AuditDraft) -> bool:
+        """Keep a loaded policy version's texts (once per digest) and append its
+        ``policy.loaded`` event, with ``previous`` added to the payload, only when the digest
+        differs from the one loaded last. True when the event was written."""
+        ...
+
+    async def get_policy_version(self, digest: str) -> PolicyVersion | None: ...
+
+    async def list_policy_versions(self) -> list[PolicyVersion]:
+        """Every stored policy version, the first loaded first."""
+        ...
 
     def subscribe_switches(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when a switch change is announced (by any process, this one

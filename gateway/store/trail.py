@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from gateway.audit.checkpoints import Checkpoint
+    from gateway.policy.versions import PolicyVersion
 
 
 class TrailReader(Protocol):
@@ -47,6 +48,10 @@ class TrailReader(Protocol):
         ...
 
     def latest_checkpoint(self) -> Checkpoint | None: ...
+
+    def policy_version(self, digest: str) -> PolicyVersion | None:
+        """The stored policy version ``digest`` (its files' exact texts), or None."""
+        ...
 
 
 def open_trail(location: str | Path) -> TrailReader:

@@ -34,6 +34,7 @@ from gateway.audit.events import event as audit_event
 from gateway.config import Settings
 from gateway.core.auth import new_key
 from gateway.modelrisk.record import ModelKey
+from gateway.policy.versions import digest_of, policy_loaded
 from gateway.telemetry.spans import span
 from gateway.testing import create_api_key
 from gateway.types import Role
@@ -410,6 +411,26 @@ async def test_early_warning_events_carry_no_trace_id_even_inside_a_span(
     with span("unrelated"):
         await _escalate(gateway, ModelKey("echo", "echo", "1"))
     await trail.caused("", EventType.MODEL_BREACH, EventType.MODEL_ESCALATED)
-    assert trail.seen | {EventType.DECISION_ESCALATED, EventType.DECISION_EXPIRED} == {
-        t.value for t in SYSTEM_ONLY
-    }
+    # The sweeper's and the start's own are checked in their tests (above and below).
+    others = {EventType.DECISION_ESCALATED, EventType.DECISION_EXPIRED, EventType.POLICY_LOADED}
+    assert trail.seen | others == {t.value for t in SYSTEM_ONLY}
+
+
+async def test_policy_loaded_events_carry_no_trace_id_even_inside_a_span(
+    gateway: Gateway,
+) -> None:
+    """The start's policy.loaded is the system's, untraced; so is one recorded inside a span."""
+    events = await gateway.store.audit_events(limit=10_000)
+    at_start = [e for e in events if e.type == EventType.POLICY_LOADED]
+    assert [(e.actor, e.trace_id, e.span_id) for e in at_start] == [("system", "", "")]
+    assert at_start[0].payload is not None
+    assert at_start[0].payload["digest"] == gateway.policies.version
+    trail = Trail(gateway)
+    await trail.skip()
+    files = (("other.yaml", "applications: []\n"),)
+    with span("unrelated"):
+        version, loaded = policy_loaded(
+            digest_of(files), files, "/elsewhere", "system", datetime.now(UTC)
+        )
+        assert await gateway.store.record_policy_version(version, loaded)
+    await trail.caused("", EventType.POLICY_LOADED)

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.app import Gateway
 from gateway.client import GatewayClient
 from gateway.config import Settings
-from tests.integration.serverproc import cli, free_port
+from tests.integration.serverproc import cli, free_ports
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 OK_BODY = b'{"status":"ok"}'
@@ -127,8 +127,7 @@ class LimitedProcess:
         self.data_dir = tmp_path / "var"
         self.policies = policies
         self.log = tmp_path / "server.log"
-        self.grpc_port = free_port()
-        self.http_port = free_port()
+        self.grpc_port, self.http_port = free_ports(2)
         self.proc: subprocess.Popen[bytes] | None = None
         self.key = ""
 

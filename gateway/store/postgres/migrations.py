@@ -232,6 +232,7 @@ ALTER TABLE accounts ADD CONSTRAINT accounts_role_check
     CHECK (role IN ('reviewer', 'senior', 'auditor', 'admin', 'model-risk'));
 """,
     ),
+    Migration(8, "0008_policy_versions", ddl.policy_versions('TEXT COLLATE "C"')),
 )
 
 

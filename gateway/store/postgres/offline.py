@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.query import ChainReport, EventFilter
 from gateway.errors import InvalidInput
-from gateway.store import codec
+from gateway.policy.versions import PolicyVersion
+from gateway.store import codec, sql
+from gateway.store.policies import SELECT_POLICY_VERSION, policy_version
 from gateway.store.postgres.audit import PostgresAuditLog
 from gateway.store.sqlite.audit import BATCH
 from gateway.types import AuditEvent
@@ -37,7 +39,8 @@ FIELD = "--store"
 CONNECT_TIMEOUT = 15.0
 GRANTS = (
     "the role needs USAGE on the schema, SELECT on audit_events and audit_checkpoints, "
-    "and on decisions for the query filters on decisions"
+    "and on decisions for the query filters on decisions (on policy_versions for the "
+    "policy texts)"
 )
 
 
@@ -96,6 +99,12 @@ class ReadOnlyTrail:
         )
         return [codec.event_from_row(tuple(r)) for r in rows]
 
+    async def policy_version(self, digest: str) -> PolicyVersion | None:
+        if await self._conn.fetchval("SELECT to_regclass('policy_versions')") is None:
+            return None
+        row = await self._conn.fetchrow(sql.numbered(SELECT_POLICY_VERSION), digest)
+        return None if row is None else policy_version(tuple(row))
+
     async def close(self) -> None:
         try:
             await self._tx.rollback()  # nothing was written; ends the snapshot
@@ -110,11 +119,11 @@ class _Session:
         self._dsn = dsn
         self._runner = asyncio.Runner()
         try:
-            self._trail = self.run(ReadOnlyTrail.open(dsn))
+            self.db = self.run(ReadOnlyTrail.open(dsn))
         except BaseException:
             self._runner.close()
             raise
-        self.log = PostgresAuditLog(self._trail, public_key)
+        self.log = PostgresAuditLog(self.db, public_key)
 
     def run(self, aw: Awaitable[T]) -> T:
         """Await ``aw``; database errors become `InvalidInput` naming ``--store``."""
@@ -137,7 +146,7 @@ class _Session:
 
     def close(self) -> None:
         try:
-            self._runner.run(self._trail.close())
+            self._runner.run(self.db.close())
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             pass  # the connection is gone already; nothing was written on it
         finally:
@@ -201,6 +210,12 @@ class PostgresTrailReader:
             finally:
                 if isinstance(events, AsyncGenerator):
                     s.run(events.aclose())
+
+    def policy_version(self, digest: str) -> PolicyVersion | None:
+        """The stored policy version ``digest``; None also in a database migrated before
+        versions were kept."""
+        with _session(self.dsn) as s:
+            return s.run(s.db.policy_version(digest))
 
     def latest_checkpoint(self) -> Checkpoint | None:
         with _session(self.dsn) as s:

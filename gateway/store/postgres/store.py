@@ -49,6 +49,7 @@ from gateway.store.base import StoreBase
 from gateway.store.erasure import ErasureMixin
 from gateway.store.models import ModelsMixin
 from gateway.store.monitoring import UPSERT_COUNT, UPSERT_OUTPUT, MonitoringMixin
+from gateway.store.policies import PoliciesMixin
 from gateway.store.postgres.audit import PostgresAuditLog
 from gateway.store.postgres.listen import Backoff, ChangeListener
 from gateway.store.postgres.migrations import apply_pg_migrations
@@ -110,6 +111,7 @@ class PostgresStore(
     QAMixin,
     AccountsMixin,
     SwitchesMixin,
+    PoliciesMixin,
     ModelsMixin,
     MonitoringMixin,
     ErasureMixin,

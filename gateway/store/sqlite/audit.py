@@ -28,7 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.audit import checkpoints as cpmod
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.query import ChainReport, EventFilter
+from gateway.policy.versions import PolicyVersion
 from gateway.store import codec
+from gateway.store.policies import SELECT_POLICY_VERSION, policy_version
 from gateway.store.sqlite.verify import connect_read_only, verify_file
 from gateway.timefmt import format_ts
 from gateway.types import AuditEvent
@@ -114,6 +116,18 @@ class AuditFile:
             )
             return [codec.event_from_row(r) for r in rows]
 
+    def policy_version(self, digest: str) -> PolicyVersion | None:
+        """The stored policy version ``digest``; None also in a file migrated before versions
+        were kept."""
+        with closing(self._connect()) as conn:
+            known = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'policy_versions'"
+            ).fetchone()
+            if known is None:
+                return None
+            row = conn.execute(SELECT_POLICY_VERSION, (digest,)).fetchone()
+        return None if row is None else policy_version(row)
+
     def iter_rows(self, first: int = 1, last: int | None = None) -> Iterator[tuple[Any, ...]]:
         """Raw rows ``first..last`` in seq order, ``BATCH`` at a time."""
         conn = self._connect()
@@ -195,6 +209,9 @@ class FileTrailReader:
 
     def trail(self, decision_id: str) -> list[AuditEvent]:
         return self.file.trail(decision_id)
+
+    def policy_version(self, digest: str) -> PolicyVersion | None:
+        return self.file.policy_version(digest)
 
     def export(self, first: int, last: int | None) -> Iterator[AuditEvent]:
         return self.file.export(first, last)

@@ -260,6 +260,7 @@ DROP TABLE accounts;
 ALTER TABLE accounts_new RENAME TO accounts;
 """,
     ),
+    Migration(10, "0010_policy_versions", ddl.policy_versions("TEXT")),
 )
 
 

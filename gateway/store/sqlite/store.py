@@ -37,6 +37,7 @@ from gateway.store.base import StoreBase
 from gateway.store.erasure import ErasureMixin
 from gateway.store.models import ModelsMixin
 from gateway.store.monitoring import UPSERT_COUNT, UPSERT_OUTPUT, MonitoringMixin
+from gateway.store.policies import PoliciesMixin
 from gateway.store.protocol import AuditSide
 from gateway.store.qa import QAMixin
 from gateway.store.reviews import ReviewsMixin
@@ -95,6 +96,7 @@ class SQLiteStore(
     QAMixin,
     AccountsMixin,
     SwitchesMixin,
+    PoliciesMixin,
     ModelsMixin,
     MonitoringMixin,
     SQLiteErasureMixin,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ import grpc
 
 from gateway._pb.inference import grpc_service_pb2 as pb
 from gateway._pb.inference import grpc_service_pb2_grpc as pb_grpc
+from tests.integration.serverproc import free_ports
 
 TOOLS = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ModelServer:
@@ -34,8 +28,7 @@ class ModelServer:
         self.model_dir = model_dir
         self.reported_version = reported_version
         """When set, the model answers as this version although found as version 1."""
-        self.grpc_port = free_port()
-        self.http_port = free_port()
+        self.grpc_port, self.http_port = free_ports(2)
         self.log = model_dir.parent / "mlserver.log"
         self._proc: subprocess.Popen[bytes] | None = None
 

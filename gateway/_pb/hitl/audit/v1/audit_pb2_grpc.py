@@ -62,6 +62,11 @@ class AuditServiceStub:
                 request_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
                 response_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.Checkpoint.FromString,
                 _registered_method=True)
+        self.GetPolicyVersion = channel.unary_unary(
+                '/hitl.audit.v1.AuditService/GetPolicyVersion',
+                request_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.GetPolicyVersionRequest.SerializeToString,
+                response_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.PolicyVersion.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -105,6 +110,14 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPolicyVersion(self, request, context):
+        """The exact files of one policy version, by the digest decisions record as policy_version;
+        NOT_FOUND when the gateway never stored that version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -132,6 +145,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetCheckpoint,
                     request_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.GetCheckpointRequest.FromString,
                     response_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.Checkpoint.SerializeToString,
+            ),
+            'GetPolicyVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicyVersion,
+                    request_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.GetPolicyVersionRequest.FromString,
+                    response_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.PolicyVersion.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +290,33 @@ class AuditService:
             '/hitl.audit.v1.AuditService/GetCheckpoint',
             hitl_dot_audit_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
             hitl_dot_audit_dot_v1_dot_audit__pb2.Checkpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicyVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.audit.v1.AuditService/GetPolicyVersion',
+            hitl_dot_audit_dot_v1_dot_audit__pb2.GetPolicyVersionRequest.SerializeToString,
+            hitl_dot_audit_dot_v1_dot_audit__pb2.PolicyVersion.FromString,
             options,
             channel_credentials,
             insecure,
