@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import grpc
 from opentelemetry import propagate
@@ -56,7 +57,7 @@ class AdminClient:
         self._stub = admin_pb2_grpc.AdminServiceStub(channel)
         self._auth = (("authorization", f"Bearer {key}"),) if key else ()
 
-    def __enter__(self) -> AdminClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -5,45 +5,24 @@ channel (plaintext or TLS) and trace propagation it shares."""
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
-
-import grpc
-from opentelemetry import propagate
 
 from gateway._pb.hitl.admin.v1 import admin_pb2 as pb
-from gateway._pb.hitl.admin.v1 import admin_pb2_grpc
 from gateway.api.model_converters import (
     TRANSITIONS,
     event_from_pb,
     key_to_pb,
     record_from_pb,
 )
+from gateway.client_admin import AdminClient
 from gateway.modelrisk.record import ModelKey, ModelRecord
 
 HistoryRow = tuple[int, datetime, str, str, dict[str, object] | None]
 """``(seq, ts, type, actor, payload or None when erased)`` of one ``model.*`` event."""
 
 
-class ModelsClient:
-    """The model inventory RPCs of one gateway. Raises ``grpc.RpcError`` on refusals."""
-
-    def __init__(self, channel: grpc.Channel, key: str) -> None:
-        self._channel = channel
-        self._stub = admin_pb2_grpc.AdminServiceStub(channel)
-        self._auth = (("authorization", f"Bearer {key}"),) if key else ()
-
-    def __enter__(self) -> ModelsClient:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._channel.close()
-
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        return (*self._auth, *carrier.items())
+class ModelsClient(AdminClient):
+    """The model inventory RPCs of one gateway (the connection and credentials as
+    `AdminClient`'s). Raises ``grpc.RpcError`` on refusals."""
 
     def register(
         self,
