@@ -3,21 +3,10 @@
 The state lives in the store (table ``switches``; every change is an audit event with its actor
 and reason). The pipeline asks on every decision, so each process keeps an in-memory mapping of
 paused application ids (`current`: a clock read and a dict, no I/O per decision) and keeps it
-in step with the store:
-
-- it re-reads the small ``switches`` table every `refresh_every` seconds (0.5 s), whether or
-  not anything was announced: a change made by another replica, by the CLI on the same SQLite
-  file or PostgreSQL database, or while this replica's change feed was down, is seen within
-  that interval. A store that announces changes (PostgreSQL: ``NOTIFY`` in the transaction of
-  the change) triggers a re-read at once, so on a healthy fleet a change lands in milliseconds;
-- the state is trusted for `trust_for` seconds (1 s) after the last read that succeeded began.
-  A decision that finds it older (the timer was late: a busy process, a slow read) re-reads it
-  before going on; only when that read fails (or takes longer than `trust_for`) is the decision
-  refused with ``StoreUnavailable`` (gRPC UNAVAILABLE with a retry pushback; retried with the
-  same idempotency key, nothing was recorded). `confirmed` turns False meanwhile, which takes
-  the replica out of readiness. A pause committed before a decision starts is thus either
-  applied to it or the decision is not made, if it was committed more than `trust_for` earlier;
-  a process that is merely busy never refuses for that.
+in step with the store: it re-reads the small ``switches`` table every 0.5 s and at once when the store announces a
+change, trusts a read for 1 s, and has a decision that finds it older re-read it first, refusing
+the decision (UNAVAILABLE, retryable) only when that read fails (`gateway.following`). A pause
+committed before a decision starts is thus either applied to it or the decision is not made.
 
 Why not "fail closed" by treating every application as paused when the state cannot be read:
 that would, fleet-wide and for a database hiccup, write held decisions whose audit trail says
@@ -34,7 +23,6 @@ A re-read is one ``SELECT`` of a few rows: measured at about 0.1 ms of CPU on SQ
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -44,8 +32,8 @@ import structlog
 
 from gateway.audit.events import EventType
 from gateway.audit.events import event as audit_event
-from gateway.errors import InvalidInput, StoreUnavailable
-from gateway.periodic import Periodic
+from gateway.errors import InvalidInput
+from gateway.following import Follower
 from gateway.policy import PolicySet
 from gateway.store.protocol import ReviewStore
 from gateway.types import SwitchState
@@ -81,73 +69,46 @@ class KillSwitches:
         trust_for: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 < refresh_every < trust_for:
-            raise ValueError("refresh_every must be positive and shorter than trust_for")
         self._store = store
         self._policies = policies
         self._clock = clock
-        self._trust_for = trust_for
-        self._monotonic = monotonic
         self._states: dict[tuple[str, str], SwitchState] = {}
         self.paused_applications: dict[str, bool] = {}
         """Applications whose new decisions are held or refused (directly or through their
         backend), each to True when the backend is paused (the model must not be called).
         Replaced, never mutated, so a reader always sees one consistent state."""
-        self._confirmed_at = float("-inf")
-        """Monotonic time at which the last read that succeeded began."""
-        # Reads are applied in the order they began: one at a time, under this lock.
-        self._lock = asyncio.Lock()
-        self._failing = False
-        self._follower = Periodic(
+        self._follower = Follower(
             "kill-switches",
-            self._follow,
-            refresh_every,
-            failure_event="switches.refresh_failed",
-            wait_first=True,
+            "kill switch state",
+            store.list_switches,
+            self._apply,
+            (store.subscribe_switches, store.subscribe_resync),
+            refresh_every=refresh_every,
+            trust_for=trust_for,
+            monotonic=monotonic,
         )
-        self._announced_reads: set[asyncio.Task[None]] = set()
-        self._following = False
 
     # -- following the store -----------------------------------------------------------------
 
     async def load(self) -> None:
         """Read the stored state once (a failure raises: at start, or in a one-shot command)."""
-        async with self._lock:
-            await self._read()
+        await self._follower.load()
 
     async def start(self) -> None:
         """Load the state, then follow the store's changes until `stop`."""
-        await self.load()
-        self._following = True
-        self._store.subscribe_switches(self._announced)
-        self._store.subscribe_resync(self._announced)
-        self._follower.start()
+        await self._follower.start()
 
     async def stop(self) -> None:
         """Stop following. Idempotent."""
-        self._following = False
         await self._follower.stop()
-        tasks, self._announced_reads = self._announced_reads, set()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
 
     async def refresh(self) -> None:
-        """Re-read the stored state, unless a read that began after this call already ended.
-
-        Raises:
-            StoreUnavailable: The store could not be read.
-        """
-        asked = self._monotonic()
-        async with self._lock:
-            if self._confirmed_at >= asked:
-                return
-            await self._read()
+        """Re-read the stored state (see `gateway.following.Follower.refresh`)."""
+        await self._follower.refresh()
 
     def confirmed(self) -> bool:
         """True while the state in memory was read from the store within `trust_for`."""
-        return self._monotonic() - self._confirmed_at <= self._trust_for
+        return self._follower.confirmed()
 
     async def current(self) -> Mapping[str, bool]:
         """`paused_applications`, for the decision about to be made: no I/O while the state is
@@ -155,34 +116,14 @@ class KillSwitches:
 
         Raises:
             StoreUnavailable: The state was not confirmed within `trust_for` and could not be
-                read now: a pause made elsewhere could be missed, so no decision is made (see
-                the module docstring).
+                read now: a pause made elsewhere could be missed, so no decision is made.
         """
-        if self._monotonic() - self._confirmed_at <= self._trust_for:
-            return self.paused_applications
-        try:
-            async with asyncio.timeout(self._trust_for):
-                await self.refresh()
-        except Exception as exc:
-            age = self._monotonic() - self._confirmed_at
-            raise StoreUnavailable(
-                "the decision",
-                f"kill switch state not confirmed for {age:.1f} s: the decision was not "
-                "recorded; retry later with the same idempotency key",
-                retry_after=0.5,
-            ) from exc
+        await self._follower.confirm()
         return self.paused_applications
-
-    async def _read(self) -> None:
-        """Read and apply the stored state; the caller holds the lock."""
-        began = self._monotonic()
-        stored = await self._store.list_switches()
-        self._apply(stored)
-        self._confirmed_at = began
 
     def _apply(self, stored: Iterable[SwitchState]) -> None:
         states = {(s.kind, s.name): s for s in stored}
-        if states != self._states and self._confirmed_at > float("-inf"):
+        if states != self._states and self._follower.loaded:
             for key in states.keys() | self._states.keys():
                 new, old = states.get(key), self._states.get(key)
                 if (new is not None and new.paused) != (old is not None and old.paused):
@@ -195,27 +136,6 @@ class KillSwitches:
                     )
         self._states = states
         self._rebuild()
-
-    async def _follow(self) -> None:
-        """One re-read of the timer or of an announcement; failures are logged once each."""
-        try:
-            await self.refresh()
-        except Exception as exc:
-            if not self._failing:
-                self._failing = True
-                log.error("switches.unconfirmed", error=repr(exc))
-            return
-        if self._failing:
-            self._failing = False
-            log.warning("switches.confirmed")
-
-    def _announced(self) -> None:
-        """The store says a switch changed (or its change feed is back): re-read now."""
-        if not self._following:
-            return
-        task = asyncio.get_running_loop().create_task(self._follow(), name="switches-announced")
-        self._announced_reads.add(task)
-        task.add_done_callback(self._announced_reads.discard)
 
     def _rebuild(self) -> None:
         paused_backends = {n for (k, n), s in self._states.items() if k == BACKEND and s.paused}
@@ -287,9 +207,9 @@ class KillSwitches:
         log.warning("switch.changed", kind=kind, name=name, paused=paused, actor=actor)
         # Under the lock, so a read that began before the commit cannot end after this and undo
         # the change here; then re-read, to pick up what others changed meanwhile too.
-        async with self._lock:
+        async with self._follower.lock:
             self._states = {**self._states, (kind, name): state}
             self._rebuild()
             with contextlib.suppress(Exception):  # committed; the timer's re-read confirms
-                await self._read()
+                await self._follower.read()
         return state

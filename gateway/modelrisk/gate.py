@@ -26,7 +26,6 @@ by the gateway: they go through model risk (``hitl-gateway models ...``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,9 +35,9 @@ import structlog
 
 from gateway.audit.events import EventType
 from gateway.audit.events import event as audit_event
-from gateway.errors import Conflict, StoreUnavailable
+from gateway.errors import Conflict
+from gateway.following import Follower
 from gateway.modelrisk.record import ModelKey, ModelRecord, ModelStatus
-from gateway.periodic import Periodic
 from gateway.policy import BackendSpec, PolicySet, TierSpec
 from gateway.store.protocol import ReviewStore
 from gateway.types import JSONObject, Validation
@@ -142,66 +141,40 @@ class ModelGate:
         trust_for: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 < refresh_every < trust_for:
-            raise ValueError("refresh_every must be positive and shorter than trust_for")
         self._store = store
-        self._trust_for = trust_for
-        self._monotonic = monotonic
         self.models: Mapping[ModelKey, ModelRecord] = {}
         """Every inventory record by key. Replaced, never mutated: a reader always sees one
         consistent state."""
-        self._confirmed_at = float("-inf")
-        """Monotonic time at which the last read that succeeded began."""
-        self._lock = asyncio.Lock()  # reads are applied in the order they began
-        self._failing = False
-        self._follower = Periodic(
+        self._follower = Follower(
             "model-gate",
-            self._follow,
-            refresh_every,
-            failure_event="models.refresh_failed",
-            wait_first=True,
+            "model inventory",
+            store.list_models,
+            self._apply,
+            (store.subscribe_models, store.subscribe_resync),
+            refresh_every=refresh_every,
+            trust_for=trust_for,
+            monotonic=monotonic,
         )
-        self._announced_reads: set[asyncio.Task[None]] = set()
-        self._following = False
 
     async def load(self) -> None:
         """Read the inventory once (a failure raises: at start, or in a one-shot command)."""
-        async with self._lock:
-            await self._read()
+        await self._follower.load()
 
     async def start(self) -> None:
         """Load the inventory, then follow the store's changes until `stop`."""
-        await self.load()
-        self._following = True
-        self._store.subscribe_models(self._announced)
-        self._store.subscribe_resync(self._announced)
-        self._follower.start()
+        await self._follower.start()
 
     async def stop(self) -> None:
         """Stop following. Idempotent."""
-        self._following = False
         await self._follower.stop()
-        tasks, self._announced_reads = self._announced_reads, set()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
 
     async def refresh(self) -> None:
-        """Re-read the inventory, unless a read that began after this call already ended.
-
-        Raises:
-            StoreUnavailable: The store could not be read.
-        """
-        asked = self._monotonic()
-        async with self._lock:
-            if self._confirmed_at >= asked:
-                return
-            await self._read()
+        """Re-read the inventory (see `gateway.following.Follower.refresh`)."""
+        await self._follower.refresh()
 
     def confirmed(self) -> bool:
         """True while the inventory in memory was read from the store within `trust_for`."""
-        return self._monotonic() - self._confirmed_at <= self._trust_for
+        return self._follower.confirmed()
 
     async def current(self) -> Mapping[ModelKey, ModelRecord]:
         """`models`, for the decision about to be made: no I/O while confirmed, else one
@@ -211,31 +184,12 @@ class ModelGate:
             StoreUnavailable: The inventory was not confirmed within `trust_for` and could not
                 be read now: a suspension made elsewhere could be missed, so no decision is made.
         """
-        if self._monotonic() - self._confirmed_at <= self._trust_for:
-            return self.models
-        try:
-            async with asyncio.timeout(self._trust_for):
-                await self.refresh()
-        except Exception as exc:
-            age = self._monotonic() - self._confirmed_at
-            raise StoreUnavailable(
-                "the decision",
-                f"model inventory not confirmed for {age:.1f} s: the decision was not "
-                "recorded; retry later with the same idempotency key",
-                retry_after=0.5,
-            ) from exc
+        await self._follower.confirm()
         return self.models
-
-    async def _read(self) -> None:
-        """Read and apply the stored inventory; the caller holds the lock."""
-        began = self._monotonic()
-        stored = await self._store.list_models()
-        self._apply(stored)
-        self._confirmed_at = began
 
     def _apply(self, stored: Iterable[ModelRecord]) -> None:
         models = {r.key: r for r in stored}
-        if self._confirmed_at > float("-inf"):
+        if self._follower.loaded:
             for key in models.keys() | self.models.keys():
                 new, old = models.get(key), self.models.get(key)
                 was = None if old is None else (old.status, old.escalated)
@@ -248,27 +202,6 @@ class ModelGate:
                         escalated=new is not None and new.escalated,
                     )
         self.models = models
-
-    async def _follow(self) -> None:
-        """One re-read of the timer or of an announcement; failures are logged once each."""
-        try:
-            await self.refresh()
-        except Exception as exc:
-            if not self._failing:
-                self._failing = True
-                log.error("models.unconfirmed", error=repr(exc))
-            return
-        if self._failing:
-            self._failing = False
-            log.warning("models.confirmed")
-
-    def _announced(self) -> None:
-        """The store says the inventory changed (or its change feed is back): re-read now."""
-        if not self._following:
-            return
-        task = asyncio.get_running_loop().create_task(self._follow(), name="models-announced")
-        self._announced_reads.add(task)
-        task.add_done_callback(self._announced_reads.discard)
 
 
 async def register_builtin_models(
