@@ -3,10 +3,11 @@
 The state lives in the store (table ``switches``; every change is an audit event with its actor
 and reason). The pipeline asks on every decision, so each process keeps an in-memory mapping of
 paused application ids (`current`: a clock read and a dict, no I/O per decision) and keeps it
-in step with the store: it re-reads the small ``switches`` table every 0.5 s and at once when the store announces a
-change, trusts a read for 1 s, and has a decision that finds it older re-read it first, refusing
-the decision (UNAVAILABLE, retryable) only when that read fails (`gateway.following`). A pause
-committed before a decision starts is thus either applied to it or the decision is not made.
+in step with the store: it re-reads the small ``switches`` table every 0.5 s and at once when
+the store announces a change, trusts a read for 1 s, and has a decision that finds it older
+re-read it first, refusing the decision (UNAVAILABLE, retryable) only when that read fails
+(`gateway.following`). A pause committed before a decision starts is thus either applied to it
+or the decision is not made.
 
 Why not "fail closed" by treating every application as paused when the state cannot be read:
 that would, fleet-wide and for a database hiccup, write held decisions whose audit trail says
