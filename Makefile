@@ -23,11 +23,14 @@ check: $(STAMP)
 	$(BIN)/mypy
 
 # Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; its own browser
-# download does not work offline). Installed when missing and running as root.
+# download does not work offline) and the openssl command (the test time-stamp authority).
+# Installed when missing and running as root.
+SYSTEM_PACKAGES := chromium openssl
 system-deps:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
-	  else echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi; }
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "missing:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; fi
 
 # The store tests run against PostgreSQL too: scripts/ensure-postgres.sh starts one (as root, the
 # system cluster; otherwise a private server in .pgdata/) unless HITL_TEST_POSTGRES_DSN names one.

@@ -40,6 +40,8 @@ AUTO_APPROVED_INPUT: dict[str, Any] = {
 }
 APPLICATION = "credit-limit"
 CALL_TIMEOUT = 30.0
+CONNECTIONS = 4
+"""Connections each load-generator process opens (its calls spread over them)."""
 START_MARGIN = 0.5
 """Seconds between handing out a job and its warm-up starting, so all workers begin together."""
 
@@ -86,14 +88,20 @@ async def run_job(job: Job) -> JobResult:
     from gateway._pb.hitl.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
     result = JobResult()
-    channel = grpc.aio.insecure_channel(job.address)
+    # Several connections per process (each channel its own subchannel pool): the kernel
+    # spreads connections, not calls, over the workers of `serve --workers`.
+    channels = [
+        grpc.aio.insecure_channel(job.address, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(max(1, min(job.concurrency, CONNECTIONS)))
+    ]
     try:
         try:
-            await asyncio.wait_for(channel.channel_ready(), timeout=10.0)
+            for ch in channels:
+                await asyncio.wait_for(ch.channel_ready(), timeout=10.0)
         except TimeoutError:
             result.failure = f"channel to {job.address} not ready after 10 s"
             return result
-        decide = pb_grpc.DecisionGatewayStub(channel).Decide
+        stubs = [pb_grpc.DecisionGatewayStub(ch).Decide for ch in channels]
         request = build_request()
         metadata = (("authorization", f"Bearer {job.token}"),)
 
@@ -107,7 +115,7 @@ async def run_job(job: Job) -> JobResult:
         samples: dict[str, str] = {}
         ok_in_window = 0
 
-        async def client() -> None:
+        async def client(decide: Any) -> None:
             nonlocal ok_in_window
             while True:
                 t0 = perf()
@@ -119,6 +127,11 @@ async def run_job(job: Job) -> JobResult:
                     name = exc.code().name
                     errors[name] += 1
                     samples.setdefault(name, exc.details() or "")
+                    # A shed call: wait the server's pushback, as a client with gRPC's retry
+                    # policy does, instead of hammering it again at once.
+                    pushback = dict(exc.trailing_metadata() or ()).get("grpc-retry-pushback-ms")
+                    if exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and pushback:
+                        await asyncio.sleep(int(str(pushback)) / 1000)
                     continue
                 t1 = perf()
                 if measure_from <= t1 < measure_to:
@@ -128,7 +141,7 @@ async def run_job(job: Job) -> JobResult:
         delay = start - perf()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks = [asyncio.create_task(client()) for _ in range(job.concurrency)]
+        tasks = [asyncio.create_task(client(stubs[i % len(stubs)])) for i in range(job.concurrency)]
         await asyncio.gather(*tasks)
         result.ok = ok_in_window
         result.latencies = latencies.tobytes()
@@ -136,7 +149,8 @@ async def run_job(job: Job) -> JobResult:
         result.error_samples = samples
         return result
     finally:
-        await channel.close()
+        for ch in channels:
+            await ch.close()
 
 
 def worker_main(conn: Connection) -> None:

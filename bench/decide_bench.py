@@ -1,14 +1,18 @@
 """Throughput and latency of ``Decide`` on the auto-approve path, against a bare echo baseline.
 
 One run starts, in its own process tree, a bare grpc.aio echo server serving the same method,
-the gateway (``hitl-gateway serve`` with durable audit, on a fresh data directory), and a pool of
-load-generator processes. Rounds alternate between the two targets (echo, gateway, echo, …) at
-the full concurrency and at concurrency 1; the figures reported are medians over rounds.
+the durable echo (`bench.durable_echo_server`: the echo that commits one row per call with group
+commit and ``synchronous=FULL`` before answering, the floor of any service that answers after a
+durable write), the gateway (``hitl-gateway serve`` with durable audit, on a fresh data
+directory), and a pool of load-generator processes. Rounds alternate between the targets (echo,
+durable echo, gateway, echo, …) at the full concurrency and at concurrency 1; the figures
+reported are medians over rounds, with each server's CPU per decision.
 
 Run from the repository root::
 
     python -m bench.decide_bench                  # defaults: 3 rounds, 32 in flight, 2 procs
     python -m bench.decide_bench --target echo    # the harness alone, without the gateway
+    python -m bench.decide_bench --target durable,gateway
 
 Results are printed as a table and a JSON line, and written to ``bench/results/decide.json``.
 """
@@ -46,6 +50,7 @@ from bench.harness import (
 )
 
 RESULTS = REPO / "bench" / "results" / "decide.json"
+TARGETS = ("echo", "durable", "gateway", "gateway-w2")
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -74,9 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--policies", type=Path, default=REPO / "policies")
     parser.add_argument(
         "--target",
-        choices=("both", "echo", "gateway"),
-        default="both",
-        help="measure only one target (the ratio needs both)",
+        default="echo,durable,gateway,gateway-w2",
+        help="comma-separated targets among echo, durable, gateway, gateway-w2 (serve "
+        "--workers 2); the ratios need them all",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     parser.add_argument(
@@ -87,6 +92,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--concurrency, --procs and --rounds must be at least 1")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be positive and --warmup not negative")
+    args.targets = [t.strip() for t in args.target.split(",") if t.strip()]
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown or not args.targets:
+        parser.error(f"--target: unknown {sorted(unknown)}; choose among {', '.join(TARGETS)}")
     return args
 
 
@@ -107,14 +116,27 @@ def main(argv: list[str] | None = None) -> int:
                 "before the benchmark started; expect noisy figures",
                 file=sys.stderr,
             )
-        token = "bench-echo-ignores-this"
-        if args.target in ("both", "echo"):
+        tokens: dict[str, str] = {}
+        """API keys by target (the echo servers ignore theirs)."""
+        if "echo" in args.targets:
             echo_port = free_port()
             argv_echo = [sys.executable, "-m", "bench.echo_server", "--port", str(echo_port)]
             servers.append(Server("echo", argv_echo, echo_port, workdir, env))
-        if args.target in ("both", "gateway"):
+        if "durable" in args.targets:
+            port = free_port()
+            argv_durable = [sys.executable, "-m", "bench.durable_echo_server", "--port", str(port)]
+            argv_durable += ["--db", str(workdir / "durable-echo.db")]
+            servers.append(Server("durable", argv_durable, port, workdir, env))
+        if "gateway-w2" in args.targets:
+            data_dir = workdir / "data-w2"
+            tokens["gateway-w2"] = create_key(data_dir, policies, env, APPLICATION)
+            port = free_port()
+            argv_w2 = [*gateway_command(), "serve", "--workers", "2", "--data-dir", str(data_dir)]
+            argv_w2 += ["--policies", str(policies), "--grpc-port", str(port), "--http-port", "0"]
+            servers.append(Server("gateway-w2", argv_w2, port, workdir, env))
+        if "gateway" in args.targets:
             data_dir = workdir / "data"
-            token = create_key(data_dir, policies, env, APPLICATION)
+            tokens["gateway"] = create_key(data_dir, policies, env, APPLICATION)
             port = free_port()
             argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
             argv_gw += ["--policies", str(policies), "--grpc-port", str(port), "--http-port", "0"]
@@ -125,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             server.wait_ready(timeout=60)
 
-        checks = [preflight(server, token) for server in servers]
+        checks = [preflight(server, tokens.get(server.name, "ignored")) for server in servers]
         for check in checks:
             if check.error:
                 raise RuntimeError(f"preflight Decide on {check.target} failed: {check.error}")
@@ -135,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"response {check.response_bytes} B",
                 file=sys.stderr,
             )
-            if check.target == "gateway" and check.status != "APPROVED":
+            if check.target.startswith("gateway") and check.status != "APPROVED":
                 raise RuntimeError(
                     f"the gateway answered {check.status} (tier {check.tier!r}, rule "
                     f"{check.rule!r}) to the benchmark input, not APPROVED: the figures would "
@@ -159,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 for server in servers:
                     run = loadgen.run(
                         server,
-                        token,
+                        tokens.get(server.name, "ignored"),
                         concurrency=concurrency,
                         warmup=args.warmup,
                         duration=duration,
@@ -169,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.setdefault((server.name, concurrency), []).append(run)
 
         summaries = [summarise(rs) for rs in runs.values()]
-        summaries.sort(key=lambda s: (-s.concurrency, s.target != "echo"))
+        summaries.sort(key=lambda s: (-s.concurrency, TARGETS.index(s.target)))
         report = build_report(args, cpus, checks, summaries)
         report["machine"]["busy_before_pct"] = background
         print()
@@ -180,6 +202,25 @@ def main(argv: list[str] | None = None) -> int:
                     f"errors from {s.target} at c={s.concurrency}: {count} x {code}: "
                     f"{s.error_samples.get(code, '')!r}"
                 )
+        for s in summaries:
+            cpu = report["cpu_us_per_decision"].get(f"{s.target}@{s.concurrency}")
+            if cpu is not None:
+                print(f"{s.target} CPU per decision at c={s.concurrency}: {cpu:.0f} us")
+        above = report["gateway_vs_durable"]["p50_c1_above_ms"]
+        if above is not None:
+            print(f"gateway p50 above the durable echo's at concurrency 1: {above:+.2f} ms")
+        workers = report["workers_2_over_1"]
+        if workers is not None:
+            print(
+                f"gateway --workers 2 / --workers 1 throughput at c={args.concurrency}: "
+                f"{workers:.2f}x"
+            )
+        cpu_ratio = report["gateway_vs_durable"]["cpu_per_decision_over_echo"]
+        if cpu_ratio is not None:
+            print(
+                f"gateway CPU per decision over the bare echo's at c={args.concurrency}: "
+                f"{cpu_ratio:.2f}x"
+            )
         ratio = report["ratio_gateway_over_echo"]
         if ratio["throughput"] is not None:
             print(
@@ -251,8 +292,33 @@ def build_report(
         num, den = getattr(gw, field_name), getattr(echo, field_name)
         return round(num / den, 4) if den else None
 
+    def cpu_us(s: Summary) -> float | None:
+        if s.server_cpu_pct is None or not s.decisions_per_s:
+            return None
+        return round(s.server_cpu_pct / 100 / s.decisions_per_s * 1e6, 1)
+
+    cpu = {f"{s.target}@{s.concurrency}": cpu_us(s) for s in summaries}
+
+    def ratio_of(top: str, bottom: str, concurrency: int) -> float | None:
+        t, b = by_key.get((top, concurrency)), by_key.get((bottom, concurrency))
+        if t is None or b is None or not b.decisions_per_s:
+            return None
+        return round(t.decisions_per_s / b.decisions_per_s, 3)
+
+    gw1, du1 = by_key.get(("gateway", 1)), by_key.get(("durable", 1))
+    gw_cpu, echo_cpu = cpu.get(f"gateway@{args.concurrency}"), cpu.get(f"echo@{args.concurrency}")
     return {
         "benchmark": "decide",
+        "cpu_us_per_decision": cpu,
+        "workers_2_over_1": ratio_of("gateway-w2", "gateway", args.concurrency),
+        "gateway_vs_durable": {
+            "p50_c1_above_ms": (
+                round(gw1.p50_ms - du1.p50_ms, 3) if gw1 is not None and du1 is not None else None
+            ),
+            "cpu_per_decision_over_echo": (
+                round(gw_cpu / echo_cpu, 3) if gw_cpu and echo_cpu else None
+            ),
+        },
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": {
             "duration_s": args.duration,

@@ -65,7 +65,7 @@ class EchoServicer(pb_grpc.DecisionGatewayServicer):
         return msg
 
 
-async def serve(host: str, port: int) -> int:
+async def serve(host: str, port: int, servicer: EchoServicer | None = None) -> int:
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
@@ -74,7 +74,7 @@ async def serve(host: str, port: int) -> int:
         ],
         maximum_concurrent_rpcs=2048,
     )
-    pb_grpc.add_DecisionGatewayServicer_to_server(EchoServicer(), server)
+    pb_grpc.add_DecisionGatewayServicer_to_server(servicer or EchoServicer(), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -194,13 +194,21 @@ _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def process_cpu(pid: int) -> float | None:
-    """User + system CPU seconds used so far by ``pid`` (all its threads)."""
+    """User + system CPU seconds used so far by ``pid`` (all its threads) and its live child
+    processes (the workers of ``serve --workers``)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    total = (int(fields[11]) + int(fields[12])) / _TICK
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        total += process_cpu(int(child)) or 0.0
+    return total
 
 
 def machine_busy() -> tuple[float, float] | None:

@@ -1,5 +1,5 @@
 """Command line: ``hitl-gateway serve | demo | policy … | keys … | audit … | users … | switch … |
-models …``.
+models … | outbox …``.
 
 Every subcommand resolves settings the same way (flags > ``HITL_*`` > config file > defaults), so
 all of them act on the same data directory and store.
@@ -44,15 +44,28 @@ def _run(coro: Awaitable[int]) -> int:
 # --- serve / demo ---------------------------------------------------------------------------
 
 
-async def _serve(settings: Settings, on_started: Callable[[Any], Awaitable[None]] | None) -> int:
+async def _serve(
+    settings: Settings,
+    on_started: Callable[[Any], Awaitable[None]] | None,
+    shared_limits: Any = None,
+) -> int:
     from gateway.app import Gateway
 
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, shared_limits=shared_limits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await gateway.start()
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(gateway.reload_policies())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    # SIGHUP re-reads the policy directory, as `policy apply` does (the fleet follows).
+    loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         if on_started is not None:
             await on_started(gateway)
@@ -69,14 +82,38 @@ async def _serve(settings: Settings, on_started: Callable[[Any], Awaitable[None]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from gateway.cpus import usable_cpus
     from gateway.telemetry.logging import setup_logging
 
     settings = _settings(args)
+    if args.workers is not None:
+        settings = replace(settings, workers=args.workers)
+    if settings.workers < 0:
+        print("error: --workers must not be negative (0: one per usable CPU)", file=sys.stderr)
+        return 2
+    if settings.workers == 0:
+        settings = replace(settings, workers=usable_cpus())
     setup_logging(settings.log_level)
-    return _run(_serve(settings, None))
+    if settings.workers == 1:
+        return _run(_serve(settings, None))
+    from gateway.workers import Supervisor
+
+    return Supervisor(settings, _serve_worker).run()
+
+
+def _serve_worker(settings: Settings, ready: Callable[[], None], shared_limits: Any) -> int:
+    """One worker of ``serve --workers``: the gateway, telling the supervisor once it serves."""
+
+    async def started(_gateway: Any) -> None:
+        ready()
+
+    return _run(_serve(settings, started, shared_limits))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.cli_chat import chat_demo_lines
     from gateway.core.auth import new_key
     from gateway.telemetry.logging import setup_logging
 
@@ -89,6 +126,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         with command_span("demo key create"):
             await ApiKeyAdmin(gateway.store).create(record, actor="system:demo")
         port = gateway.grpc_port
+        http_base = f"http://{gateway.settings.http_host}:{gateway.http_port}"
         body = (
             '{"application": "credit-limit", "input": {"income": 85000, "debt_ratio": 0.2, '
             '"past_delinquencies": 0, "amount": 15000}}'
@@ -111,6 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     f"Reviewer UI: http://{gateway.settings.http_host}:{gateway.http_port}/ui/",
                     "  (sign in as admin with the password printed at first start)",
                     "",
+                    *chat_demo_lines(gateway.policies, http_base, token),
                 ]
             ),
             file=sys.stderr,
@@ -156,67 +195,7 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
     return 0 if results and all(r.passed for r in results) else 1
 
 
-# --- keys -----------------------------------------------------------------------------------
-
-
-async def _with_store(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
-    from gateway.store import open_store
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.store_url)
-    await store.start()
-    try:
-        return await fn(store)
-    finally:
-        await store.stop()
-
-
-def cmd_keys_create(args: argparse.Namespace) -> int:
-    from gateway.core.auth import check_role, new_key
-    from gateway.policy import load_policies
-
-    settings = _settings(args)
-    try:
-        known = load_policies(settings.policies).applications
-    except PolicyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    unknown = [a for a in args.app if a not in known]
-    if unknown:
-        print(f"error: --app: unknown application(s): {', '.join(unknown)}", file=sys.stderr)
-        return 2
-    if args.role == "app" and not args.app:
-        print("error: --app: an application key needs at least one application", file=sys.stderr)
-        return 2
-    apps = tuple(sorted(set(args.app)))
-    try:
-        check_role(args.role, apps)
-    except ValueError as exc:
-        print(f"error: --app: {exc}", file=sys.stderr)
-        return 2
-    if args.client_cn:
-        from gateway.core.auth import certificate_identity
-
-        try:
-            record = certificate_identity(args.client_cn, apps, role=args.role)
-        except ValueError as exc:
-            print(f"error: --client-cn: {exc}", file=sys.stderr)
-            return 2
-        token = ""
-    else:
-        token, record = new_key(apps, role=args.role)
-
-    async def create(store: Any) -> int:
-        with command_span("keys create"):
-            await ApiKeyAdmin(store).create(record, actor=_cli_actor())
-        return 0
-
-    rc = _run(_with_store(settings, create))
-    if token:
-        print(token)
-    scope = ", ".join(record.applications) if record.role == "app" else "the audit trail"
-    print(f"key id {record.key_id} ({record.role}) for {scope}", file=sys.stderr)
-    return rc
+# --- actors ---------------------------------------------------------------------------------
 
 
 def _cli_actor() -> str:
@@ -225,19 +204,6 @@ def _cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # a container user without a name (say, a random uid)
         return f"cli:uid-{os.getuid()}"
-
-
-def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    async def revoke(store: Any) -> int:
-        with command_span("keys revoke"):
-            revoked = await ApiKeyAdmin(store).revoke(args.key_id, actor=_cli_actor())
-        if revoked:
-            print(f"revoked {args.key_id}")
-            return 0
-        print(f"error: no key {args.key_id!r}", file=sys.stderr)
-        return 1
-
-    return _run(_with_store(_settings(args), revoke))
 
 
 # --- audit ----------------------------------------------------------------------------------
@@ -280,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--grpc-port", type=int)
         p.add_argument("--http-host")
         p.add_argument("--http-port", type=int)
+        if name == "serve":
+            p.add_argument(
+                "--workers",
+                type=int,
+                help="processes serving the same ports and data (0: one per usable CPU)",
+            )
         p.set_defaults(func=fn)
 
     policy = sub.add_parser("policy", help="check and test policy files").add_subparsers(
@@ -296,28 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli_replay import add_replay_parser
 
     add_replay_parser(policy, _common, _settings)
+    from gateway.cli_policy_change import add_policy_change_parsers
+
+    add_policy_change_parsers(policy, _common, _settings)
 
     keys = sub.add_parser("keys", help="API keys; the gateway's own secret keys").add_subparsers(
         dest="keys_command", required=True
     )
-    p = keys.add_parser("create", help="create a key; it is printed once")
-    _common(p)
-    p.add_argument("--app", action="append", default=[], help="application (repeatable)")
-    p.add_argument(
-        "--role",
-        choices=("app", "auditor", "admin"),
-        default="app",
-        help="app keys decide for --app; auditor and admin keys (no --app) read the audit trail",
-    )
-    p.add_argument(
-        "--client-cn",
-        help="register a client certificate's common name (mutual TLS) instead of a key",
-    )
-    p.set_defaults(func=cmd_keys_create)
-    p = keys.add_parser("revoke", help="revoke a key by its id")
-    _common(p)
-    p.add_argument("key_id")
-    p.set_defaults(func=cmd_keys_revoke)
+    from gateway.cli_keys import add_keys_parsers
+
+    add_keys_parsers(keys, _common, _settings, _run, _cli_actor)
     from gateway.cli_secrets import add_secrets_parser
 
     add_secrets_parser(keys)
@@ -341,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli_monitoring import add_models_clear_parser  # after the inventory's commands
 
     add_models_clear_parser(sub, _common, _settings, _cli_actor)
+
+    from gateway.cli_outbox import add_outbox_parser
+
+    add_outbox_parser(sub, _common, _settings, _cli_actor)
     return parser
 
 

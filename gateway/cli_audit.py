@@ -394,3 +394,7 @@ def add_audit_parser(
     p = audit.add_parser("checkpoint", help="print the latest signed checkpoint (JSON)")
     db_args(p, False)
     p.set_defaults(func=lambda a: cmd_checkpoint(a, located(a)))
+
+    from gateway.cli_evidence import add_evidence_commands
+
+    add_evidence_commands(audit, db_args, located, keyed)

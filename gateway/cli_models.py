@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from gateway.config import Settings
+from gateway.core.policy_in_force import stored_in_force
 from gateway.errors import GatewayError, InvalidInput
 from gateway.modelrisk.fields import parse_key
 from gateway.modelrisk.inventory import VERBS
@@ -97,7 +98,8 @@ async def _on_store(
     store = open_store(settings.store_url)
     await store.start()
     try:
-        inventory = ModelInventory(store, policies)
+        in_force = await stored_in_force(store, policies)
+        inventory = ModelInventory(store, lambda: in_force)
         if command == "list":
             return await inventory.models()
         assert key is not None

@@ -22,7 +22,7 @@ import orjson
 
 from gateway.config import Settings
 from gateway.core.vault import KEY_FILE, Vault, VaultError
-from gateway.policy_replay import ReplayReport, is_erased, prepare, replay
+from gateway.policy_replay import ReplayReport, replay_rows
 
 EXIT_CHANGED = 3
 EXIT_USAGE = 2
@@ -61,14 +61,7 @@ def run_replay(
     from gateway.store.decision_range import read_decisions
 
     policies = load_policies(candidate_dir)
-    report = ReplayReport()
-    add = report.add
-    for row in read_decisions(location, since, until, app):
-        if is_erased(row):
-            report.add_erased(row.application)
-            continue
-        add(replay(prepare(row, vault), policies))
-    return report
+    return replay_rows(read_decisions(location, since, until, app), policies, vault)
 
 
 def cmd_policy_replay(
@@ -81,6 +74,8 @@ def cmd_policy_replay(
     if until <= args.since:
         print("error: --until must be after --since", file=sys.stderr)
         return EXIT_USAGE
+    if args.target:
+        return _through_gateway(args, until)
     s = settings(args)
     url = s.store_url
     location: str | Path = url.strip() if is_postgres_url(url) else sqlite_path(url)
@@ -90,12 +85,26 @@ def cmd_policy_replay(
     except (FileNotFoundError, InvalidInput, VaultError, sqlite3.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    _print(report, args.format)
+    _print(report.to_dict(), args.format)
     return EXIT_CHANGED if report.changed else 0
 
 
-def _print(report: ReplayReport, fmt: str) -> None:
-    data = report.to_dict()
+def _through_gateway(args: argparse.Namespace, until: datetime) -> int:
+    """The replay of a running gateway's own store (``--target``)."""
+    from gateway.cli_policy_change import policy_client, run_remote
+    from gateway.policy.texts import read_candidate
+
+    def run() -> int:
+        files, _ = read_candidate(args.dir)
+        with policy_client(args) as client:
+            data = client.replay(files, args.since, until, args.app or "")
+        _print(data, args.format)
+        return EXIT_CHANGED if data["changed"] else 0
+
+    return run_remote(run)
+
+
+def _print(data: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
@@ -144,6 +153,8 @@ def add_replay_parser(
     settings: Callable[[argparse.Namespace], Settings],
 ) -> None:
     """Add ``policy replay`` to the ``policy`` subcommands."""
+    from gateway.cli_policy_change import target_options
+
     p = policy.add_parser(
         "replay", help="replay stored decisions under a candidate policy (exit 3: changes)"
     )
@@ -158,4 +169,5 @@ def add_replay_parser(
     )
     p.add_argument("--app", help="only this application")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    target_options(p, required=False)
     p.set_defaults(func=lambda a: cmd_policy_replay(a, settings))

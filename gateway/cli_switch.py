@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from gateway.config import Settings
+from gateway.core.policy_in_force import stored_in_force
 from gateway.errors import InvalidInput, StoreUnavailable
 from gateway.telemetry.tracing import command_span
 from gateway.timefmt import format_ts
@@ -51,7 +52,8 @@ async def _on_store(
     store = open_store(settings.store_url)
     await store.start()
     try:
-        switches = KillSwitches(store, policies)
+        in_force = await stored_in_force(store, policies)
+        switches = KillSwitches(store, lambda: in_force)
         await switches.load()
         if change is not None:
             kind, name, paused, actor, reason = change

@@ -109,6 +109,7 @@ def _request(
     labels: Mapping[str, str] | None,
     wait: float,
     requested_by: str,
+    callback_url: str = "",
 ) -> pb.DecideRequest:
     req = pb.DecideRequest(
         application=application,
@@ -116,6 +117,7 @@ def _request(
         idempotency_key=idempotency_key,
         labels=dict(labels or {}),
         requested_by=requested_by,
+        callback_url=callback_url,
     )
     req.input.update(dict(input))
     if wait > 0:
@@ -151,6 +153,7 @@ class AsyncGatewayClient:
         labels: Mapping[str, str] | None = None,
         wait: float = 0.0,
         requested_by: str = "",
+        callback_url: str = "",
     ) -> Decision:
         """Ask for a decision; with ``wait`` > 0, block up to that long for a human verdict.
 
@@ -170,6 +173,7 @@ class AsyncGatewayClient:
             labels=labels,
             wait=wait,
             requested_by=requested_by,
+            callback_url=callback_url,
         )
         attempt = 1
         while True:
@@ -255,6 +259,7 @@ class GatewayClient:
         labels: Mapping[str, str] | None = None,
         wait: float = 0.0,
         requested_by: str = "",
+        callback_url: str = "",
     ) -> Decision:
         """Like `AsyncGatewayClient.decide`, retries included."""
         req = _request(
@@ -265,6 +270,7 @@ class GatewayClient:
             labels=labels,
             wait=wait,
             requested_by=requested_by,
+            callback_url=callback_url,
         )
         attempt = 1
         while True:

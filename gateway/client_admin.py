@@ -18,8 +18,9 @@ from opentelemetry import propagate
 
 from gateway._pb.hitl.admin.v1 import admin_pb2 as pb
 from gateway._pb.hitl.admin.v1 import admin_pb2_grpc
-from gateway.api.admin_converters import SwitchRow, kind_to_pb, switch_from_pb
+from gateway.api.admin_converters import SwitchRow, kind_to_pb, outbox_from_pb, switch_from_pb
 from gateway.api.tls import read_pem
+from gateway.store.outbox import OutboxMessage
 
 
 def admin_channel(
@@ -81,3 +82,14 @@ class AdminClient:
         """Every application's and backend's switch, as stored."""
         resp = self._stub.ListSwitches(pb.ListSwitchesRequest(), metadata=self._metadata())
         return [switch_from_pb(s) for s in resp.switches]
+
+    def list_outbox(self, *, dead: bool, limit: int = 0) -> list[OutboxMessage]:
+        """Dead-lettered outbox messages (``dead``) or those still to deliver, oldest first."""
+        request = pb.ListOutboxRequest(dead=dead, limit=limit)
+        resp = self._stub.ListOutbox(request, metadata=self._metadata())
+        return [outbox_from_pb(m) for m in resp.messages]
+
+    def resend_outbox(self, message_id: str) -> OutboxMessage:
+        """Make a dead-lettered message due again; the message as stored now."""
+        request = pb.ResendOutboxRequest(id=message_id)
+        return outbox_from_pb(self._stub.ResendOutbox(request, metadata=self._metadata()))

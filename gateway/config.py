@@ -50,6 +50,14 @@ class Settings:
     max_concurrent_rpcs: int = 2048
     """Bound on calls in progress for all keys together, waiting ones included; beyond it:
     RESOURCE_EXHAUSTED. Health checks are not counted, so they answer at the bound."""
+    workers: int = 1
+    """Processes serving the same ports (``SO_REUSEPORT``) and data (``serve --workers``);
+    0: one per CPU this process may use (affinity and cgroup quota)."""
+    max_deciding: int = 64
+    """Decisions being made at once in this process (from admission until recorded; a call
+    waiting for a verdict no longer counts); beyond it a Decide is shed at once with
+    RESOURCE_EXHAUSTED and ``grpc-retry-pushback-ms``, so admitted calls keep their latency.
+    0: no bound. The default is well past saturation on two cores (see ``bench.overload_bench``)."""
     max_calls_per_key: int = 256
     """Calls one key or client certificate may have in progress, watch streams and calls
     waiting for a verdict included; beyond it: RESOURCE_EXHAUSTED naming this setting. Keeps one
@@ -68,6 +76,49 @@ class Settings:
     """Seconds an opened review item stays leased to its reviewer."""
     sla_sweep_interval: float = 5.0
     """Seconds between SLA sweeps of overdue review items."""
+    outbox_interval: float = 1.0
+    """Seconds between looks for due outbox messages (webhooks) on each replica."""
+    outbox_timeout: float = 10.0
+    """Seconds one webhook delivery attempt may take."""
+    outbox_backoff_base: float = 2.0
+    """Seconds before the first retry of a failed delivery; doubled each time, with jitter."""
+    outbox_backoff_max: float = 900.0
+    """Longest wait between two delivery attempts, in seconds."""
+    outbox_max_age: float = 86400.0
+    """Seconds a message is retried before it is dead-lettered (``hitl-gateway outbox``)."""
+    outbox_warn_after: float = 300.0
+    """Log a warning when the oldest undelivered message is older than this, in seconds."""
+    public_url: str = ""
+    """The reviewer UI's base URL as reviewers reach it (``https://hitl.example.com``): the
+    links in email and chat notifications."""
+    notify_interval: float = 60.0
+    """Seconds between scans for new review items and SLA warnings; each reviewer group hears
+    of new items at most once per interval."""
+    notify_sla_share: float = 0.8
+    """Share of an item's SLA after which its reviewers are warned."""
+    notify_breach_groups: str = "model-risk"
+    """Groups (comma-separated) told by email when model monitoring opens a breach; chat hears
+    of every breach."""
+    notify_email_groups: str = ""
+    """Addresses per reviewer group: ``group=a@x;b@x,other=c@x`` (a team mailbox per group is
+    typical); a group with no entry gets no email."""
+    chat_webhook_url: str = field(default="", repr=False)
+    """Incoming-webhook URL of a chat channel (Slack, Teams, or any JSON receiver) for reviewer
+    notifications; empty: none. Such URLs are credentials."""
+    smtp_host: str = ""
+    """SMTP server for reviewer email; empty: no email."""
+    smtp_port: int = 587
+    """Port of ``smtp_host`` (submission)."""
+    smtp_starttls: bool = True
+    """Upgrade the SMTP connection with STARTTLS (certificate verified) before sending."""
+    smtp_tls_ca: Path | None = None
+    """CA bundle (PEM) for the SMTP server's certificate; unset: the system's trust store."""
+    smtp_username: str = ""
+    """SMTP login; empty: send without authenticating."""
+    smtp_password: str = field(default="", repr=False)
+    """Password of ``smtp_username`` (``HITL_SMTP_PASSWORD``)."""
+    smtp_from: str = "hitl-gateway@localhost"
+    """Sender address of reviewer email."""
     session_idle: float = 1800.0
     """Seconds of inactivity after which a reviewer UI session ends."""
     admin_password: str = field(default="", repr=False)
@@ -76,6 +127,17 @@ class Settings:
     """Sign the audit chain head once it is this many events past the last checkpoint."""
     audit_checkpoint_seconds: float = 10.0
     """Sign a chain head that moved at all after this many seconds."""
+    tsa_url: str = ""
+    """RFC 3161 time-stamp authority (``HITL_TSA_URL``): when set, each audit checkpoint is
+    stamped there in the background; empty: checkpoints are not time-stamped."""
+    tsa_ca_file: Path | None = None
+    """PEM CA certificate(s) a time-stamp token must chain to before it is stored (empty: stored
+    unchecked, checked by ``audit check-evidence --tsa-ca``)."""
+    tsa_interval: float = 5.0
+    """Seconds between looks for checkpoints still without a token (an outage retries then)."""
+    tsa_warn_after: float = 3600.0
+    """Warn (log ``audit.timestamp_stale``) when checkpoints have waited this many seconds
+    without any token arriving."""
 
     tls_cert: Path | None = None
     """PEM certificate chain for gRPC and HTTP; with ``tls_key`` turns TLS on."""
@@ -124,15 +186,21 @@ def sso_config(settings: Settings) -> SsoConfig:
 
 
 _TYPES: dict[str, type] = {"grpc_port": int, "http_port": int, "max_message_bytes": int}
-_TYPES |= {"max_concurrent_rpcs": int, "shutdown_grace": float}
+_TYPES |= {"max_concurrent_rpcs": int, "shutdown_grace": float, "max_deciding": int}
+_TYPES |= {"workers": int}
 _TYPES |= {"review_lease": float, "sla_sweep_interval": float, "session_idle": float}
 _TYPES |= {"audit_checkpoint_events": int, "audit_checkpoint_seconds": float}
+_TYPES |= {"tsa_interval": float, "tsa_warn_after": float}
 _TYPES |= {"rate_limit": float, "rate_burst": float}
 _TYPES |= {"http_idle_timeout": float, "http_header_timeout": float}
 _TYPES |= {"http_max_connections_per_client": int, "http_max_connections": int}
 _TYPES |= {"max_calls_per_key": int, "max_public_streams": int, "watch_max_seconds": float}
-_PATHS = {"data_dir", "policies", "tls_cert", "tls_key", "tls_client_ca"}
-_BOOLS = {"allow_insecure"}
+_TYPES |= {f"outbox_{n}": float for n in ("interval", "timeout", "backoff_base", "backoff_max")}
+_TYPES |= {"outbox_max_age": float, "outbox_warn_after": float}
+_TYPES |= {"notify_interval": float, "notify_sla_share": float, "smtp_port": int}
+_PATHS = {"data_dir", "policies", "tls_cert", "tls_key", "tls_client_ca", "smtp_tls_ca"}
+_PATHS |= {"tsa_ca_file"}
+_BOOLS = {"allow_insecure", "smtp_starttls"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -203,8 +271,16 @@ def load_settings(
         raise ConfigError(
             "max_concurrent_rpcs, max_calls_per_key and max_public_streams must be at least 1"
         )
+    if s.workers < 0:
+        raise ConfigError("workers must not be negative (0: one per CPU)")
+    if s.max_deciding < 0:
+        raise ConfigError("max_deciding must not be negative (0: no bound)")
     if s.watch_max_seconds <= 0:
         raise ConfigError("watch_max_seconds must be positive")
+    for name in ("interval", "timeout", "backoff_base", "backoff_max", "max_age"):
+        if getattr(s, f"outbox_{name}") <= 0:
+            raise ConfigError(f"outbox_{name} must be positive")
+    _check_notify(s)
     try:
         sso_config(settings)
     except ValueError as exc:
@@ -213,3 +289,28 @@ def load_settings(
 
     check_key_settings(settings)
     return settings
+
+
+def _check_notify(s: Settings) -> None:
+    """Raise ConfigError naming the reviewer-notification setting that cannot work."""
+    from gateway.notify.reviewers import parse_email_groups
+    from gateway.policy.webhook_schema import check_url
+
+    if s.notify_interval <= 0 or not 0 < s.notify_sla_share < 1:
+        raise ConfigError("notify_interval must be positive and notify_sla_share between 0 and 1")
+    try:
+        parse_email_groups(s.notify_email_groups)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        if s.chat_webhook_url:
+            check_url(s.chat_webhook_url)
+    except ValueError:  # the URL is a credential: not repeated in the message
+        raise ConfigError(
+            "chat_webhook_url: not an absolute https URL without credentials "
+            "(plain http only to a loopback address)"
+        ) from None
+    if s.public_url and not s.public_url.startswith(("https://", "http://")):
+        raise ConfigError(f"public_url: {s.public_url!r} is not an http(s) URL")
+    if not 0 < s.smtp_port < 65536:
+        raise ConfigError(f"smtp_port: {s.smtp_port} is not a port")

@@ -117,6 +117,11 @@ class RateLimited(GatewayError):
         self.retry_after = retry_after
 
 
+class Overloaded(RateLimited):
+    """More decisions are being made in this process than its bound (``max_deciding``): the
+    call is shed at once, before any work, with a retry pushback (``retry_after`` seconds)."""
+
+
 class TooManyCalls(GatewayError):
     """A bound on calls in progress is reached; ``setting`` names it and ``limit`` is its value."""
 

@@ -21,7 +21,9 @@ depend on the state of the world, not on the policy.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +48,10 @@ _NOT_ROUTED = {
 }
 _MADE_FINAL = {Status.APPROVED: Action.APPROVE, Status.REJECTED: Action.REJECT}
 _SEALED_MARK = f'"{SEALED}"'
+
+Readable = frozenset[tuple[str, ...]] | None
+"""Input field paths conditions read (`readable_fields`); None: any."""
+ALL_READABLE: Readable = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +103,12 @@ def is_erased(row: DecisionRow) -> bool:
     return row.subject_ref != "" and row.input == ERASED_INPUT
 
 
-def prepare(row: DecisionRow, vault: Vault | None) -> StoredDecision:
-    """The decision of ``row`` with every sealed value of its input opened with ``vault``.
+def prepare(
+    row: DecisionRow, vault: Vault | None, readable: Readable = ALL_READABLE
+) -> StoredDecision:
+    """The decision of ``row`` with the sealed values of its input opened with ``vault``: those
+    the candidate's conditions may read (``readable``, see `readable_fields`), every one by
+    default.
 
     Sealed values are found where they are, not by the candidate's ``sensitive_fields``: the
     policy that sealed them may have named other fields.
@@ -110,7 +120,10 @@ def prepare(row: DecisionRow, vault: Vault | None) -> StoredDecision:
             data, unreadable = {}, "sealed input and no data key"
         else:
             try:
-                data = vault.open(data, _sealed_paths(data, ""), row.id)
+                paths = _sealed_paths(data, "")
+                if readable is not None:
+                    paths = [p for p in paths if _may_read(readable, tuple(p.split(".")))]
+                data = vault.open(data, paths, row.id)
             except VaultError as exc:
                 data, unreadable = {}, f"sealed input does not open ({exc})"
     model = None
@@ -293,3 +306,56 @@ class ReplayReport:
                 for name, r in sorted(self.apps.items())
             },
         }
+
+
+_BARE_INPUT = re.compile(r"\binput\b(?!\s*\.\s*[A-Za-z_])")
+_CHAIN = re.compile(r"\binput((?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def readable_fields(app: ApplicationPolicy | None) -> Readable:
+    """The field paths an application's conditions read (None: any field).
+
+    Opening a sealed field costs more than the rules that read it, and most rules read none: a
+    sealed field is opened only when a condition reads it, a map holding it
+    (``input.customer``, then also ``input.customer[...]``) or something inside it. Each
+    ``input.a.b...`` chain counts as read whole (a method called on it, ``.size()``, is one
+    more name in the chain and changes nothing). Conservative: a condition using ``input``
+    other than as ``input.name`` (``input[...]``, ``size(input)``, ``dyn(input)``) may read
+    anything.
+    """
+    if app is None:
+        return frozenset()
+    sources = [r.condition.source for r in app.escalations]
+    sources += [r.condition.source for r in app.routes]
+    if any(_BARE_INPUT.search(s) for s in sources):
+        return None
+    return frozenset(
+        tuple(part.strip() for part in chain.split(".")[1:])
+        for s in sources
+        for chain in _CHAIN.findall(s)
+    )
+
+
+def _may_read(readable: frozenset[tuple[str, ...]], path: tuple[str, ...]) -> bool:
+    """A read chain reaches ``path``: one is a prefix of the other."""
+    return any(c[: len(path)] == path or path[: len(c)] == c for c in readable)
+
+
+def replay_rows(
+    rows: Iterable[DecisionRow], policies: PolicySet, vault: Vault | None
+) -> ReplayReport:
+    """The report of ``rows`` replayed under ``policies``; erased decisions are counted apart."""
+    report = ReplayReport()
+    add = report.add
+    readable: dict[str, Readable] = {}
+    for row in rows:
+        if is_erased(row):
+            report.add_erased(row.application)
+            continue
+        fields = readable.get(row.application, ALL_READABLE)
+        if row.application not in readable:
+            fields = readable[row.application] = readable_fields(
+                policies.applications.get(row.application)
+            )
+        add(replay(prepare(row, vault, fields), policies))
+    return report

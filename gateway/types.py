@@ -144,6 +144,10 @@ class Decision:
     request_digest: str = ""
     """SHA-256 of what the caller asked (application, input, subject, labels, requester), so a
     reused idempotency key with other content is refused, not answered with this decision."""
+    callback_url: str = ""
+    """Where this decision's ``decision.final`` webhook goes instead of the application's
+    endpoint (a host the policy's ``webhook.callback_hosts`` allows). Kept in a table of its
+    own (``decision_callbacks``) and read when the decision becomes final; not read back here."""
 
 
 @dataclass(frozen=True, slots=True)

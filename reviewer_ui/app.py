@@ -12,6 +12,7 @@ sends an event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -28,6 +29,7 @@ from gateway.core.switches import KillSwitches
 from gateway.errors import GatewayError
 from gateway.modelrisk.early_warning import EarlyWarning
 from gateway.modelrisk.inventory import ModelInventory
+from gateway.notify.dead_letters import OutboxAdmin
 from gateway.policy import PolicySet
 from reviewer_ui.admin_pages import admin_routes
 from reviewer_ui.audit_pages import audit_routes
@@ -36,6 +38,7 @@ from reviewer_ui.errors import domain_error
 from reviewer_ui.guard import Guard
 from reviewer_ui.item_pages import item_routes
 from reviewer_ui.model_pages import model_routes
+from reviewer_ui.outbox_pages import outbox_routes
 from reviewer_ui.queue_pages import queue_routes
 from reviewer_ui.rendering import HERE, PREFIX, SECURITY_HEADERS, Renderer, template_env
 from reviewer_ui.sessions import Sessions
@@ -50,7 +53,7 @@ class UiServices:
     accounts: AccountService
     switches: KillSwitches
     notifier: Notifier
-    policies: PolicySet
+    policies: Callable[[], PolicySet]
     sso: TrustedHeaderSso | None = None
     """Trusted-header single sign-on; None (or not configured) means password sign-in only."""
     audit: AuditTrail | None = None
@@ -59,6 +62,8 @@ class UiServices:
     """Serves the model inventory pages; without it they are not mounted."""
     monitoring: EarlyWarning | None = None
     """Draws each model page's monitoring charts; without it they are left out."""
+    outbox: OutboxAdmin | None = None
+    """Serves the outbox page (dead letters, re-send); without it it is not mounted."""
 
 
 def build_app(services: UiServices, sessions: Sessions) -> Starlette:
@@ -72,6 +77,7 @@ def build_app(services: UiServices, sessions: Sessions) -> Starlette:
             *signin_routes(pages, sessions, signin),
             *item_routes(pages, s.queue, s.policies),
             *admin_routes(pages, s.switches),
+            *(outbox_routes(pages, s.outbox) if s.outbox is not None else ()),
             *(audit_routes(pages, s.audit) if s.audit is not None else []),
             *(
                 model_routes(pages, s.inventory, s.policies, monitoring=s.monitoring)

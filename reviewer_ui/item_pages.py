@@ -11,6 +11,7 @@ a blind tier the view the core gives holds no earlier verdicts until the account
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +24,7 @@ from gateway.errors import Conflict, InvalidInput, PermissionDenied
 from gateway.policy import PolicySet
 from gateway.types import Account, Decision, JSONObject, Review, TaskKind, Verdict
 from reviewer_ui.charts import explanation_chart
+from reviewer_ui.conversation import conversation_context
 from reviewer_ui.protocol import Pages
 from reviewer_ui.sessions import Session
 
@@ -30,7 +32,7 @@ OVERRIDE_PREFIX = "out."
 """Form fields named ``out.<field>`` carry an override's model output fields."""
 
 
-def item_routes(pages: Pages, queue: ReviewQueue, policies: PolicySet) -> list[Route]:
+def item_routes(pages: Pages, queue: ReviewQueue, policies: Callable[[], PolicySet]) -> list[Route]:
     """The item routes, to register inside the UI app (under its prefix)."""
     routes = _ItemRoutes(pages, queue, policies)
     return [
@@ -55,7 +57,7 @@ def parse_verdict(raw: str) -> Verdict:
 
 
 class _ItemRoutes:
-    def __init__(self, pages: Pages, queue: ReviewQueue, policies: PolicySet) -> None:
+    def __init__(self, pages: Pages, queue: ReviewQueue, policies: Callable[[], PolicySet]) -> None:
         self.pages = pages
         self.queue = queue
         self.policies = policies
@@ -91,10 +93,10 @@ class _ItemRoutes:
         # The override form offers the output's plain values (nested ones stay as they are),
         # pre-filled with the override the earlier verdicts propose, when there is one.
         start = {**(d.model_output or {}), **(view.proposed_output or {})}
-        return {
+        context: dict[str, Any] = {
             "view": view,
             "d": d,
-            "tier": next((t for t in self.policies.tiers if t.name == d.tier), None),
+            "tier": next((t for t in self.policies().tiers if t.name == d.tier), None),
             "input": view.input,
             "chart": explanation_chart(d.model_output),
             "editable": {
@@ -107,6 +109,9 @@ class _ItemRoutes:
             "proposal": _proposal(d, view.agreement) if view.agreement else "",
             "rejects_needed": max(d.reject_approvals_needed or d.approvals_needed, 1),
         }
+        # A conversation is shown as one, and its override offers text and tool arguments.
+        context.update(conversation_context(d, view.input, context["editable"]))
+        return context
 
     async def verdict(self, request: Request) -> Response:
         async def decide(r: Request, s: Session, a: Account) -> Response:

@@ -10,6 +10,7 @@ four-eyes rule, not by anything the form says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
@@ -53,7 +54,7 @@ def model_path(key: ModelKey) -> str:
 def model_routes(
     pages: Pages,
     inventory: ModelInventory,
-    policies: PolicySet,
+    policies: Callable[[], PolicySet],
     *,
     monitoring: EarlyWarning | None = None,
 ) -> list[Route]:
@@ -89,10 +90,12 @@ def _expiry(text: str) -> datetime | None:
 class _ModelRoutes:
     monitoring: EarlyWarning | None = None
 
-    def __init__(self, pages: Pages, inventory: ModelInventory, policies: PolicySet) -> None:
+    def __init__(
+        self, pages: Pages, inventory: ModelInventory, policies: Callable[[], PolicySet]
+    ) -> None:
         self.pages = pages
         self.inventory = inventory
-        self.tiers = [t.name for t in policies.tiers]
+        self.policies = policies
 
     async def index(self, request: Request) -> Response:
         async def page(r: Request, s: Session, a: Account) -> Response:
@@ -105,7 +108,7 @@ class _ModelRoutes:
                 account=a,
                 models=models,
                 can_change=a.role in KEEPER_ROLES,
-                tiers=self.tiers,
+                tiers=[t.name for t in self.policies().tiers],
                 path=model_path,
                 now=datetime.now(UTC),
             )

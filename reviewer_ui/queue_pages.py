@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -23,7 +23,7 @@ KEEP_ALIVE = 15.0
 
 
 def queue_routes(
-    pages: Pages, queue: ReviewQueue, policies: PolicySet, notifier: Notifier
+    pages: Pages, queue: ReviewQueue, policies: Callable[[], PolicySet], notifier: Notifier
 ) -> list[Route]:
     """The queue routes, to register inside the UI app (under its prefix)."""
     routes = _QueueRoutes(pages, queue, policies, notifier)
@@ -49,7 +49,11 @@ def parse_cursor(text: str) -> tuple[str, int, int] | None:
 
 class _QueueRoutes:
     def __init__(
-        self, pages: Pages, queue: ReviewQueue, policies: PolicySet, notifier: Notifier
+        self,
+        pages: Pages,
+        queue: ReviewQueue,
+        policies: Callable[[], PolicySet],
+        notifier: Notifier,
     ) -> None:
         self.pages = pages
         self.queue = queue
@@ -94,9 +98,9 @@ class _QueueRoutes:
             next_url=next_url,
             app_filter=app_filter,
             tier_filter=tier_filter,
-            applications=sorted(self.policies.applications),
+            applications=sorted(self.policies().applications),
             # Reject tiers never hold a decision for review, so they are no filter.
-            tiers=[t.name for t in self.policies.tiers if not t.reject],
+            tiers=[t.name for t in self.policies().tiers if not t.reject],
         )
 
     async def events(self, request: Request) -> Response:

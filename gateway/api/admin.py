@@ -12,7 +12,12 @@ import grpc
 from google.protobuf.message import Message
 
 from gateway._pb.hitl.admin.v1 import admin_pb2 as pb
-from gateway.api.admin_converters import kind_from_pb, switch_to_pb, switches_to_pb
+from gateway.api.admin_converters import (
+    kind_from_pb,
+    outbox_to_pb,
+    switch_to_pb,
+    switches_to_pb,
+)
 from gateway.api.handlers import Unary, unary_handler
 from gateway.api.model_converters import (
     event_to_pb,
@@ -24,8 +29,10 @@ from gateway.api.model_converters import (
 from gateway.core.auth import ADMIN_ROLES, KeyAuthenticator, Principal
 from gateway.core.erasure import SubjectErasure
 from gateway.core.switches import KillSwitches
+from gateway.errors import FailedPrecondition
 from gateway.modelrisk.escalations import Escalations
 from gateway.modelrisk.inventory import ModelInventory
+from gateway.notify.dead_letters import OutboxAdmin
 
 SERVICE = "hitl.admin.v1.AdminService"
 
@@ -37,11 +44,13 @@ class AdminServicer:
         switches: KillSwitches,
         inventory: ModelInventory,
         escalations: Escalations,
+        outbox: OutboxAdmin | None = None,
     ) -> None:
         self._erasure = erasure
         self._switches = switches
         self._inventory = inventory
         self._escalations = escalations
+        self._outbox = outbox
 
     async def erase_subject(
         self,
@@ -154,6 +163,30 @@ class AdminServicer:
         )
         return record_to_pb(record)
 
+    # -- the outbox ------------------------------------------------------------------------------
+
+    def _outbox_admin(self) -> OutboxAdmin:
+        if self._outbox is None:
+            raise FailedPrecondition("this gateway serves no outbox")
+        return self._outbox
+
+    async def list_outbox(
+        self,
+        request: pb.ListOutboxRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.ListOutboxResponse:
+        messages = await self._outbox_admin().list(dead=request.dead, limit=request.limit)
+        return pb.ListOutboxResponse(messages=[outbox_to_pb(m) for m in messages])
+
+    async def resend_outbox(
+        self,
+        request: pb.ResendOutboxRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.OutboxMessage:
+        return outbox_to_pb(await self._outbox_admin().resend(request.id, principal.actor))
+
     def handler(self, auth: KeyAuthenticator) -> grpc.GenericRpcHandler:
         methods: dict[str, tuple[Unary, type[Message]]] = {
             "EraseSubject": (self.erase_subject, pb.EraseSubjectRequest),
@@ -165,6 +198,8 @@ class AdminServicer:
             "TransitionModel": (self.transition_model, pb.ModelTransitionRequest),
             "ModelHistory": (self.model_history, pb.ModelHistoryRequest),
             "ClearModelEscalation": (self.clear_model_escalation, pb.ModelClearEscalationRequest),
+            "ListOutbox": (self.list_outbox, pb.ListOutboxRequest),
+            "ResendOutbox": (self.resend_outbox, pb.ResendOutboxRequest),
         }
         return grpc.method_handlers_generic_handler(
             SERVICE,

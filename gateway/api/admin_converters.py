@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import Literal
 
 from google.protobuf import timestamp_pb2
 
 from gateway._pb.hitl.admin.v1 import admin_pb2 as pb
 from gateway.core.switches import APPLICATION, BACKEND
 from gateway.errors import InvalidInput
+from gateway.store.outbox import OutboxMessage
 from gateway.types import SwitchState
 
 _KINDS = {APPLICATION: pb.SWITCH_KIND_APPLICATION, BACKEND: pb.SWITCH_KIND_BACKEND}
@@ -62,3 +64,44 @@ def _timestamp(state: SwitchState) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(state.changed_at)
     return ts
+
+
+def outbox_to_pb(m: OutboxMessage) -> pb.OutboxMessage:
+    msg = pb.OutboxMessage(
+        id=m.id,
+        channel=m.channel,
+        topic=m.topic,
+        application=m.application,
+        decision_id=m.decision_id,
+        attempts=m.attempts,
+        last_error=m.last_error,
+    )
+    msg.created_at.FromDatetime(m.created_at)
+    if m.delivered_at is not None:
+        msg.delivered_at.FromDatetime(m.delivered_at)
+    if m.dead_at is not None:
+        msg.dead_at.FromDatetime(m.dead_at)
+    return msg
+
+
+def outbox_from_pb(msg: pb.OutboxMessage) -> OutboxMessage:
+    """A message as `outbox_to_pb` wrote it (its body is not sent: empty)."""
+
+    def at(field: Literal["delivered_at", "dead_at"]) -> datetime | None:
+        return getattr(msg, field).ToDatetime(tzinfo=UTC) if msg.HasField(field) else None
+
+    created = msg.created_at.ToDatetime(tzinfo=UTC)
+    return OutboxMessage(
+        id=msg.id,
+        channel=msg.channel,
+        topic=msg.topic,
+        application=msg.application,
+        decision_id=msg.decision_id,
+        body={},
+        created_at=created,
+        since=created,
+        attempts=msg.attempts,
+        delivered_at=at("delivered_at"),
+        dead_at=at("dead_at"),
+        last_error=msg.last_error,
+    )

@@ -92,6 +92,35 @@ class AuditServicer:
             raise NotFound("policy version", request.digest)
         return conv.policy_version_to_pb(version)
 
+    async def prove_inclusion(
+        self,
+        request: pb.ProveInclusionRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.InclusionProof:
+        proof, cp = await self._trail.prove(request.event_seq, request.checkpoint_seq)
+        return conv.inclusion_to_pb(proof, cp, self._public_key_pem)
+
+    async def prove_consistency(
+        self,
+        request: pb.ProveConsistencyRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.ConsistencyProof:
+        proof, old, new = await self._trail.consistency(request.old_seq, request.new_seq)
+        return conv.consistency_to_pb(proof, old, new, self._public_key_pem)
+
+    async def get_evidence(
+        self,
+        request: pb.GetEvidenceRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.EvidencePack:
+        pack = await self._trail.evidence(
+            request.decision_id, principal.actor, with_personal_data=request.with_personal_data
+        )
+        return conv.pack_to_pb(pack)
+
     def handler(self, auth: KeyAuthenticator) -> grpc.GenericRpcHandler:
         def unary(name: str, fn: Any, req: Any) -> grpc.RpcMethodHandler[Any, Any]:
             return unary_handler(f"{SERVICE}/{name}", fn, auth, req, roles=AUDIT_ROLES)
@@ -108,6 +137,13 @@ class AuditServicer:
                 "GetPolicyVersion": unary(
                     "GetPolicyVersion", self.get_policy_version, pb.GetPolicyVersionRequest
                 ),
+                "ProveInclusion": unary(
+                    "ProveInclusion", self.prove_inclusion, pb.ProveInclusionRequest
+                ),
+                "ProveConsistency": unary(
+                    "ProveConsistency", self.prove_consistency, pb.ProveConsistencyRequest
+                ),
+                "GetEvidence": unary("GetEvidence", self.get_evidence, pb.GetEvidenceRequest),
                 "ExportEvents": streaming_handler(
                     f"{SERVICE}/ExportEvents",
                     self.export_events,

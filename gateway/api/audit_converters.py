@@ -10,6 +10,8 @@ from google.protobuf import timestamp_pb2
 from gateway._pb.hitl.audit.v1 import audit_pb2 as pb
 from gateway.audit.chain import canonical_json
 from gateway.audit.checkpoints import Checkpoint
+from gateway.audit.evidence import Pack
+from gateway.audit.proofs import ConsistencyProof, InclusionProof
 from gateway.audit.query import ChainReport, EventFilter
 from gateway.errors import InvalidInput
 from gateway.policy.versions import PolicyVersion, file_bytes
@@ -99,7 +101,39 @@ def checkpoint_to_pb(cp: Checkpoint, public_key_pem: str) -> pb.Checkpoint:
         signed_bytes=cp.signed,
         public_key_pem=public_key_pem,
         key_id=cp.key_id,
+        tree_root=b"" if cp.tree_root is None else bytes.fromhex(cp.tree_root),
     )
+
+
+def inclusion_to_pb(
+    proof: InclusionProof, cp: Checkpoint, public_key_pem: str
+) -> pb.InclusionProof:
+    return pb.InclusionProof(
+        event_seq=proof.seq,
+        tree_size=proof.tree_size,
+        leaf_hash=proof.leaf_hash,
+        path=list(proof.path),
+        tree_root=proof.root,
+        checkpoint=checkpoint_to_pb(cp, public_key_pem),
+    )
+
+
+def consistency_to_pb(
+    proof: ConsistencyProof, old: Checkpoint, new: Checkpoint, public_key_pem: str
+) -> pb.ConsistencyProof:
+    return pb.ConsistencyProof(
+        old_size=proof.old_size,
+        new_size=proof.new_size,
+        old_root=proof.old_root,
+        new_root=proof.new_root,
+        path=list(proof.path),
+        old_checkpoint=checkpoint_to_pb(old, public_key_pem),
+        new_checkpoint=checkpoint_to_pb(new, public_key_pem),
+    )
+
+
+def pack_to_pb(pack: Pack) -> pb.EvidencePack:
+    return pb.EvidencePack(pack_json=orjson.dumps(pack.doc, option=orjson.OPT_INDENT_2))
 
 
 def event_from_pb(e: pb.AuditEvent) -> AuditEvent:

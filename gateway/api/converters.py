@@ -120,7 +120,18 @@ def decide_command(req: pb.DecideRequest, limits: InputLimits) -> DecideCommand:
         labels=labels,
         wait=wait,
         requested_by=requester(req.requested_by, "requested_by", limits),
+        callback_url=_callback_url(req.callback_url),
     )
+
+
+MAX_URL = 2048
+
+
+def _callback_url(value: str) -> str:
+    """The URL as given (checked against the application's policy in the core)."""
+    if len(value) > MAX_URL:
+        raise InvalidInput("callback_url", f"longer than {MAX_URL} characters")
+    return value
 
 
 def decision_id(value: str) -> str:

@@ -1,4 +1,6 @@
-"""The HTTP side: health endpoints now; the reviewer UI, auditor pages and metrics mount here.
+"""The HTTP side: health endpoints now; the reviewer UI, auditor pages, metrics, the
+OpenAI-compatible chat API (`gateway.api.chat_routes`) and the Open Inference Protocol over REST
+(`gateway.api.oip_rest`) mount here.
 
 Every request except the probes and the metrics scrape runs in a server span (`TracingMiddleware`),
 continuing an incoming W3C ``traceparent``, so what a reviewer does in the UI is logged and
@@ -18,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _tracer = trace.get_tracer("gateway.api.http")
-UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
+UNTRACED = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 """Probes and scrapes: frequent, never audited, and noise in a trace backend."""
 _PROPAGATED = (b"traceparent", b"tracestate")
 
@@ -62,11 +64,15 @@ class TracingMiddleware:
 
 
 def health_app(
-    ready: Callable[[], Awaitable[dict[str, bool]]], routes: Sequence[BaseRoute] = ()
+    ready: Callable[[], Awaitable[dict[str, bool]]],
+    routes: Sequence[BaseRoute] = (),
+    warnings: Callable[[], dict[str, str]] = dict,
 ) -> Starlette:
     """``/healthz`` answers while the process lives; ``/readyz`` when store and models serve.
 
-    ``routes`` are mounted next to them (the reviewer UI).
+    ``/readyz`` also lists ``warnings``: what an operator must look at although the replica
+    still serves (an old undelivered notification, checkpoints waiting for a time-stamp), so
+    they never take it out of service. ``routes`` are mounted next to them (the reviewer UI).
     """
 
     async def healthz(_: Request) -> JSONResponse:
@@ -76,7 +82,7 @@ def health_app(
         checks = await ready()
         ok = all(checks.values())
         return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": checks},
+            {"status": "ok" if ok else "unavailable", "checks": checks, "warnings": warnings()},
             status_code=200 if ok else 503,
         )
 

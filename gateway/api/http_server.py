@@ -47,6 +47,8 @@ class HttpServer:
             socket.AF_INET6 if ":" in s.http_host else socket.AF_INET, socket.SOCK_STREAM
         )
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if s.workers > 1:  # worker processes share the port; the kernel spreads connections
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((s.http_host, s.http_port))
         self.port = sock.getsockname()[1]
         limits = ConnectionLimits(

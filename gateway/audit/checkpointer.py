@@ -30,6 +30,8 @@ class Checkpointer:
         every_seconds: Sign a head that moved at all after this long.
         last_seq: Seq of the newest stored checkpoint, so a restart does not re-sign it.
         close: Releases what ``save`` holds (a kept connection), after the final checkpoint.
+        tree_root: Hex root of the audit Merkle tree over events ``1..seq``; when given,
+            checkpoints sign it too (`gateway.audit.checkpoints.VERSION_TREE`).
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class Checkpointer:
         every_seconds: float = 10.0,
         last_seq: int = 0,
         close: Callable[[], Awaitable[None]] | None = None,
+        tree_root: Callable[[int], Awaitable[str]] | None = None,
     ) -> None:
         if every_events < 1:
             raise ValueError("every_events must be at least 1")
@@ -51,6 +54,7 @@ class Checkpointer:
         self._signer = signer
         self._save = save
         self._close = close
+        self._tree_root = tree_root
         self._every_events = every_events
         self._every_seconds = every_seconds
         self._last_seq = last_seq
@@ -91,7 +95,9 @@ class Checkpointer:
         seq, hash_ = self._head()
         if seq <= self._last_seq:
             return None
-        cp = self._signer.sign(seq, hash_, datetime.now(UTC))
+        # Read off the request path, here: a few stored subtrees and at most 15 events.
+        root = None if self._tree_root is None else await self._tree_root(seq)
+        cp = self._signer.sign(seq, hash_, datetime.now(UTC), root)
         await self._save(cp)
         self._last_seq = seq
         self._last_time = time.monotonic()
@@ -101,6 +107,7 @@ class Checkpointer:
             "audit.checkpoint",
             seq=seq,
             hash=hash_,
+            tree_root=root,
             signed_at=cp.signed_at,
             key_id=cp.key_id,
             signature=cp.signature.hex(),

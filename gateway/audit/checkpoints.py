@@ -8,7 +8,10 @@ with the signed hash.
 
 The signed bytes are canonical JSON (sorted keys, no whitespace) of
 ``{"hash", "seq", "signed_at", "v"}``, stored next to the signature so any Ed25519 tool can
-check them without this code.
+check them without this code. Version 2 (`VERSION_TREE`) adds ``tree_size`` and ``tree_root``
+(hex), the root of the audit Merkle tree over the first ``tree_size`` events
+(`gateway.audit.merkle`), so inclusion and consistency proofs can be checked against a signed
+head; version 1 checkpoints stay verifiable as they were.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from gateway.timefmt import format_ts
 
 VERSION = "hitl-audit-checkpoint/1"
+VERSION_TREE = "hitl-audit-checkpoint/2"
+"""Checkpoints that also sign the Merkle tree's size and root."""
 KEY_FILE = "audit-signing-key.pem"
 """File name of the private key inside the data directory."""
 
@@ -45,6 +50,19 @@ class Checkpoint:
     signed: bytes
     """The exact bytes the signature covers."""
 
+    @property
+    def tree_root(self) -> str | None:
+        """Hex root of the Merkle tree over events ``1..seq`` the checkpoint signs (version 2),
+        or None for a version 1 checkpoint. Read from the signed bytes, where it is signed."""
+        try:
+            body = orjson.loads(self.signed)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(body, dict) or body.get("v") != VERSION_TREE:
+            return None
+        value = body.get("tree_root")
+        return value if isinstance(value, str) else None
+
 
 class CheckpointError(ValueError):
     """A checkpoint whose signature or content does not check out."""
@@ -55,11 +73,20 @@ class CheckpointError(ValueError):
         self.reason = reason
 
 
-def signed_bytes(seq: int, hash_: str, signed_at: str) -> bytes:
-    return orjson.dumps(
-        {"hash": hash_, "seq": seq, "signed_at": signed_at, "v": VERSION},
-        option=orjson.OPT_SORT_KEYS,
-    )
+def signed_bytes(seq: int, hash_: str, signed_at: str, tree_root: str | None = None) -> bytes:
+    """What a checkpoint signs: version 1 without ``tree_root``, version 2 with it."""
+    if tree_root is None:
+        body: dict[str, object] = {"hash": hash_, "seq": seq, "signed_at": signed_at, "v": VERSION}
+    else:
+        body = {
+            "hash": hash_,
+            "seq": seq,
+            "signed_at": signed_at,
+            "tree_root": tree_root,
+            "tree_size": seq,
+            "v": VERSION_TREE,
+        }
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -110,9 +137,10 @@ class Signer:
             f.write(pem)
         return cls(key)
 
-    def sign(self, seq: int, hash_: str, at: datetime) -> Checkpoint:
+    def sign(self, seq: int, hash_: str, at: datetime, tree_root: str | None = None) -> Checkpoint:
+        """Sign the head ``(seq, hash_)``, and the Merkle root over ``1..seq`` when given."""
         ts = format_ts(at)
-        data = signed_bytes(seq, hash_, ts)
+        data = signed_bytes(seq, hash_, ts, tree_root)
         return Checkpoint(seq, hash_, ts, self.key_id, self._key.sign(data), data)
 
 
@@ -127,7 +155,7 @@ def check(cp: Checkpoint, public_key: Ed25519PublicKey) -> None:
         public_key.verify(cp.signature, cp.signed)
     except InvalidSignature:
         raise CheckpointError(cp.seq, "signature does not verify") from None
-    if cp.signed != signed_bytes(cp.seq, cp.hash, cp.signed_at):
+    if cp.signed != signed_bytes(cp.seq, cp.hash, cp.signed_at, cp.tree_root):
         raise CheckpointError(cp.seq, "signed bytes do not match its seq, hash and time")
 
 

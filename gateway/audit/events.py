@@ -63,9 +63,18 @@ class EventType(StrEnum):
     """After a breach whose action is ``escalate``: every decision on the version is held."""
     MODEL_CLEARED = "model.cleared"
     """An admin cleared a model version's escalation, with a justification."""
+    OUTBOX_RESENT = "outbox.resent"
+    """An admin had an outbox message (a webhook, a reviewer notice) sent again, same id
+    (payload: message id, channel, topic)."""
     POLICY_LOADED = "policy.loaded"
     """The gateway loaded a policy version other than the one loaded last (payload: digest,
     source, previous digest); its texts are stored under the digest."""
+    EVIDENCE_PERSONAL_DATA = "evidence.personal_data"
+    """An evidence pack of a decision was made with the subject's personal data opened
+    (payload: the fields opened); recorded before the pack is handed out."""
+    POLICY_SHADOWED = "policy.shadowed"
+    """A policy version is evaluated alongside the enforced one on every live decision, without
+    acting (payload: digest, or "" when the shadow was removed; previous shadow digest)."""
 
 
 SYSTEM_ONLY: frozenset[EventType] = frozenset(
@@ -74,12 +83,12 @@ SYSTEM_ONLY: frozenset[EventType] = frozenset(
         EventType.DECISION_EXPIRED,
         EventType.MODEL_BREACH,
         EventType.MODEL_ESCALATED,
-        EventType.POLICY_LOADED,
     }
 )
 """Types the gateway makes on its own, never traced: the SLA sweeper's when a review deadline
-passes, the early warning's when a model version's monitoring breaches a threshold, and the
-policy version recorded at start."""
+passes, and the early warning's when a model version's monitoring breaches a threshold. (A
+``policy.loaded`` at start or on SIGHUP has no trace because no request caused it; one applied
+through AdminService carries the request's.)"""
 
 
 def current_trace_ids() -> tuple[str, str]:

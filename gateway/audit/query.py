@@ -19,6 +19,8 @@ import orjson
 
 from gateway.audit.chain import VerifyResult
 from gateway.audit.checkpoints import Checkpoint
+from gateway.audit.evidence import EvidenceLog
+from gateway.audit.timestamps import TimeStamp
 from gateway.errors import InvalidInput
 from gateway.timefmt import format_ts
 from gateway.types import AuditEvent, Status
@@ -131,8 +133,9 @@ class ChainReport:
     checkpoints_checked: int
 
 
-class AuditLog(Protocol):
-    """Read access to a stored audit trail (a live store or a copied file)."""
+class AuditLog(EvidenceLog, Protocol):
+    """Read access to a stored audit trail (a live store or a copied file), with the proofs
+    and evidence reads of `EvidenceLog` and the checkpoints' time-stamp tokens."""
 
     async def query(self, flt: EventFilter, after_seq: int | None, limit: int) -> list[AuditEvent]:
         """Up to ``limit`` matching events past ``after_seq`` in the filter's order."""
@@ -145,6 +148,16 @@ class AuditLog(Protocol):
     async def verify(self, first: int, last: int | None) -> ChainReport: ...
 
     async def latest_checkpoint(self) -> Checkpoint | None: ...
+
+    async def tree_root_hex(self, size: int) -> str:
+        """Hex root of the Merkle tree over events ``1..size`` (what checkpoints sign)."""
+        ...
+
+    async def unstamped(self, limit: int) -> list[Checkpoint]:
+        """Checkpoints without a time-stamp token yet, oldest first."""
+        ...
+
+    async def save_timestamp(self, stamp: TimeStamp) -> None: ...
 
 
 def limit_text(name: str, value: str) -> str:

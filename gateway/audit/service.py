@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from gateway.audit import evidence as evidence_mod
 from gateway.audit.chain import GENESIS
 from gateway.audit.checkpoints import Checkpoint, CheckpointError
+from gateway.audit.events import EventType
+from gateway.audit.events import event as audit_event
+from gateway.audit.proofs import ConsistencyProof, InclusionProof, Proofs
 from gateway.audit.query import (
     AuditLog,
     ChainReport,
@@ -20,7 +24,7 @@ from gateway.audit.query import (
 )
 from gateway.audit.verifier import verify_events
 from gateway.errors import InvalidInput, NotFound
-from gateway.types import AuditEvent
+from gateway.types import AuditDraft, AuditEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +48,65 @@ class ChainStatus:
 
 
 class AuditTrail:
-    """Validated, paged access to an `AuditLog`."""
+    """Validated, paged access to an `AuditLog`, with proofs and evidence packs.
 
-    def __init__(self, log: AuditLog) -> None:
+    Args:
+        log: The store's audit trail.
+        record: Appends an audit event (the store's ``append_event``): evidence packs with
+            personal data are recorded through it before they are made.
+        opener: Opens sealed input fields with the data key; without it (or ``record``),
+            evidence packs cannot hold personal data.
+    """
+
+    def __init__(
+        self,
+        log: AuditLog,
+        *,
+        record: Callable[[AuditDraft], Awaitable[None]] | None = None,
+        opener: evidence_mod.Opener | None = None,
+    ) -> None:
         self._log = log
+        self._record = record
+        self._opener = opener
+        self.proofs = Proofs(log)
+
+    async def prove(self, seq: int, checkpoint_seq: int = 0) -> tuple[InclusionProof, Checkpoint]:
+        """Inclusion proof of event ``seq`` against checkpoint ``checkpoint_seq`` (0: newest)."""
+        return await self.proofs.inclusion(seq, checkpoint_seq)
+
+    async def consistency(
+        self, old_seq: int, new_seq: int
+    ) -> tuple[ConsistencyProof, Checkpoint, Checkpoint]:
+        """Consistency proof between the checkpoints of heads ``old_seq`` and ``new_seq``."""
+        return await self.proofs.consistency(old_seq, new_seq)
+
+    async def evidence(
+        self, decision_id: str, actor: str, *, with_personal_data: bool = False
+    ) -> evidence_mod.Pack:
+        """The evidence pack of one decision; with personal data only after recording who
+        asked for it (an `EventType.EVIDENCE_PERSONAL_DATA` event by ``actor``).
+
+        Raises:
+            InvalidInput: Bad ``decision_id``, a trail not checkpointed yet, or personal data
+                asked of a trail that cannot open it.
+            NotFound: No such decision, or no checkpoint yet.
+        """
+        decision_id = limit_text("decision_id", decision_id)
+        if not with_personal_data:
+            return await evidence_mod.build(self._log, decision_id)
+        if self._record is None or self._opener is None:
+            raise InvalidInput("with_personal_data", "this trail has no data key to open it")
+        # Made once without personal data first: whatever would refuse the pack (no such
+        # decision, no checkpoint yet) refuses it before anything is recorded as disclosed.
+        await evidence_mod.build(self._log, decision_id)
+        decision = await self._log.decision(decision_id)
+        if decision is None:
+            raise NotFound("decision", decision_id)
+        fields = list(evidence_mod.sealed_paths(decision.input))
+        await self._record(
+            audit_event(EventType.EVIDENCE_PERSONAL_DATA, decision_id, actor, {"fields": fields})
+        )
+        return await evidence_mod.build(self._log, decision_id, self._opener)
 
     async def query(self, flt: EventFilter, size: int = 0, token: str = "") -> Page:
         """One page of events matching ``flt``; raises `InvalidInput` naming a bad field."""

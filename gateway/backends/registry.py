@@ -7,10 +7,11 @@ from typing import Protocol
 
 from gateway.backends.builtin import BuiltinBackend
 from gateway.backends.oip import OipBackend
+from gateway.backends.openai import OpenAIBackend
 from gateway.backends.protocol import ModelBackend
 from gateway.policy import ApplicationPolicy, BackendSpec
 
-BACKEND_KINDS: tuple[str, ...] = ("builtin", "oip")
+BACKEND_KINDS: tuple[str, ...] = ("builtin", "oip", "openai")
 """Every backend kind a policy may name."""
 
 
@@ -42,6 +43,10 @@ def build_backend(spec: BackendSpecLike) -> ModelBackend:
         if not isinstance(spec, BackendSpec):
             raise TypeError(f"backend {spec.name!r}: an oip backend needs a full BackendSpec")
         return OipBackend(spec)
+    if kind == "openai":
+        if not isinstance(spec, BackendSpec):
+            raise TypeError(f"backend {spec.name!r}: an openai backend needs a full BackendSpec")
+        return OpenAIBackend(spec)
     raise ValueError(
         f"backend {spec.name!r}: unknown backend kind {kind!r}; "
         f"known kinds: {', '.join(BACKEND_KINDS)}"

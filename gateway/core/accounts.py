@@ -24,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from gateway.audit.events import EventType
 from gateway.audit.events import event as audit_event
 from gateway.core.auth import AUDIT_ROLES
+from gateway.core.shared_limits import SharedLoginThrottle
 from gateway.errors import (
     FailedPrecondition,
     InvalidInput,
@@ -59,6 +60,12 @@ def require_switch_manager(account: Account) -> None:
     """Raise PermissionDenied unless ``account`` may pause and resume (admins only)."""
     if account.role is not Role.ADMIN:
         raise PermissionDenied("only admins manage the kill switch")
+
+
+def require_outbox_manager(account: Account) -> None:
+    """Raise PermissionDenied unless ``account`` may see and re-send notifications (admins)."""
+    if account.role is not Role.ADMIN:
+        raise PermissionDenied("only admins see and re-send notifications")
 
 
 def require_trail_reader(account: Account) -> None:
@@ -198,7 +205,7 @@ class AccountService:
         store: ReviewStore,
         *,
         hasher: PasswordHasher | None = None,
-        throttle: LoginThrottle | None = None,
+        throttle: LoginThrottle | SharedLoginThrottle | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.core.ratelimit import RateLimiter
+from gateway.core.shared_limits import SharedRateLimiter
 from gateway.core.slots import CallSlots
 from gateway.errors import PermissionDenied, Unauthenticated
 from gateway.store.protocol import Store
@@ -149,7 +150,7 @@ class KeyAuthenticator:
         *,
         ttl: float = 30.0,
         max_entries: int = 10_000,
-        limiter: RateLimiter | None = None,
+        limiter: RateLimiter | SharedRateLimiter | None = None,
         slots: CallSlots | None = None,
     ) -> None:
         self._store = store

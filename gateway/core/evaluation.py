@@ -75,6 +75,11 @@ class Evaluator:
         self._app_backends = app_backends
         self._clock = clock
 
+    @property
+    def backends(self) -> Mapping[str, ModelBackend]:
+        """The model backends by name this evaluator calls."""
+        return self._backends
+
     async def evaluate(
         self, app: ApplicationPolicy, cmd: DecideCommand, model: ModelInUse
     ) -> Outcome:

@@ -30,14 +30,16 @@ import structlog
 
 from gateway.audit.events import EventType, current_trace_ids
 from gateway.audit.events import event as audit_event
-from gateway.backends.protocol import ModelBackend
+from gateway.core.admission import Admission, Slot
 from gateway.core.auth import Principal
-from gateway.core.command import DecideCommand
-from gateway.core.evaluation import Evaluator, ModelInUse, Outcome
+from gateway.core.command import DecideCommand, check_callback
+from gateway.core.evaluation import ModelInUse, Outcome
 from gateway.core.idempotency import check_same_request, request_digest
 from gateway.core.ids import new_decision_id
 from gateway.core.notifier import Notifier
+from gateway.core.policy_in_force import PolicyInForce
 from gateway.core.record import created_payload, review_task, version_mismatch_event
+from gateway.core.shadow import ShadowObserver
 from gateway.core.vault import Vault
 from gateway.core.waiting import follow, wait_final, wait_for_verdict
 from gateway.errors import (
@@ -72,9 +74,7 @@ class DecisionPipeline:
     def __init__(
         self,
         *,
-        policies: PolicySet,
-        backends: Mapping[str, ModelBackend],
-        app_backends: Mapping[str, ModelBackend] | None = None,
+        policies: PolicyInForce,
         store: Store,
         notifier: Notifier,
         sampler: Callable[[], float] = random.random,
@@ -82,18 +82,23 @@ class DecisionPipeline:
         paused: Callable[[], Awaitable[Mapping[str, bool]]] = _nothing_paused,
         models: Callable[[], Awaitable[Mapping[ModelKey, ModelRecord]]] = _empty_inventory,
         vault: Vault | None = None,
+        shadow: ShadowObserver | None = None,
+        admission: Admission | None = None,
     ) -> None:
         """``paused`` gives the kill switch's paused application ids (in memory while the
         fleet's state is confirmed), each to True when its backend is paused too, so the model
         must not be called; it raises `StoreUnavailable` when the state cannot be confirmed.
         ``models`` gives the model inventory the same way (`gateway.modelrisk.gate.ModelGate`);
         without one, no decision is automatic.
-        ``vault`` seals each application's ``sensitive_fields`` before they are stored."""
+        ``vault`` seals each application's ``sensitive_fields`` before they are stored.
+        ``policies`` gives the version each decision is made under, whole (a swap never reaches
+        a decision under way); ``shadow`` evaluates it under the shadow version, if one is set."""
         self._vault = vault
-        self._policies = policies
+        self._in_force = policies
+        self._shadow = shadow
+        self._admission = admission or Admission()
         self._paused = paused
         self._models = models
-        self._evaluator = Evaluator(policies, backends, app_backends or {}, clock)
         self._store = store
         self._notifier = notifier
         self._sampler = sampler
@@ -101,7 +106,8 @@ class DecisionPipeline:
 
     @property
     def policies(self) -> PolicySet:
-        return self._policies
+        """The enforced policy set now (for lookups outside a decision)."""
+        return self._in_force.policies
 
     async def decide(self, cmd: DecideCommand, principal: Principal) -> Decision:
         decision, made_here = await self._decide(cmd, principal)
@@ -112,8 +118,20 @@ class DecisionPipeline:
 
     async def _decide(self, cmd: DecideCommand, principal: Principal) -> tuple[Decision, bool]:
         """The decision, and whether this call made it (False: an earlier one's, by key)."""
-        app = self._policies.application(cmd.application)
+        slot = self._admission.enter()  # before any work; given back before waiting for people
+        try:
+            return await self._make(cmd, principal, slot)
+        finally:
+            slot.release()
+
+    async def _make(
+        self, cmd: DecideCommand, principal: Principal, slot: Slot
+    ) -> tuple[Decision, bool]:
+        compiled = await self._in_force.enforced()
+        policies = compiled.policies
+        app = policies.application(cmd.application)
         principal.require_application(app.id)
+        check_callback(app, cmd)
         if app.input_schema is not None:
             app.input_schema.check(cmd.input)
         # Only a decision with a key stores a digest: without one it would never be compared,
@@ -123,6 +141,7 @@ class DecisionPipeline:
             existing = await self._store.find_by_idempotency_key(app.id, cmd.idempotency_key)
             if existing is not None:
                 check_same_request(existing, cmd, digest)
+                slot.release()
                 return await wait_for_verdict(
                     self._store, self._notifier, existing, cmd.wait
                 ), False
@@ -130,16 +149,20 @@ class DecisionPipeline:
         backend_paused = (await self._paused()).get(app.id)
         record = (await self._models()).get(model_key(app.backend))
         model = ModelInUse(replace(app.backend.ref(), validation=validation_of(record)), record)
+        evaluator = compiled.evaluator
         if backend_paused is not None:
-            outcome = await self._evaluator.paused(app, cmd, backend_paused, model)
+            outcome = await evaluator.paused(app, cmd, backend_paused, model)
         else:
-            outcome = await self._evaluator.evaluate(app, cmd, model)
+            outcome = await evaluator.evaluate(app, cmd, model)
         decision_id = new_decision_id()
         with self._notifier.subscribe(decision_id) as changes:
             decision, created = await self._persist(
-                decision_id, app, cmd, outcome, principal, digest
+                decision_id, app, cmd, outcome, principal, digest, policies.version
             )
             if created:
+                shadow = self._in_force.shadow
+                if shadow is not None and self._shadow is not None:
+                    self._shadow.schedule(shadow, policies.version, decision, cmd.input)
                 metrics.decision_created(app.id, decision.tier, decision.status.value)
                 log.debug(
                     "decision.created",
@@ -154,6 +177,7 @@ class DecisionPipeline:
                 # The writer found the key recorded meanwhile (a concurrent call, or another
                 # replica): the same check as the lookup above.
                 check_same_request(decision, cmd, digest)
+                slot.release()
                 return await wait_for_verdict(
                     self._store, self._notifier, decision, cmd.wait
                 ), False
@@ -161,6 +185,7 @@ class DecisionPipeline:
                 raise ModelUnavailable("model unavailable; rejected by policy", decision.id)
             if decision.status.is_final or cmd.wait <= 0:
                 return decision, True
+            slot.release()
             with child_span("review.wait", decision_id=decision.id):
                 return await wait_final(decision, changes, cmd.wait), True
 
@@ -172,6 +197,7 @@ class DecisionPipeline:
         out: Outcome,
         principal: Principal,
         digest: str,
+        policy_version: str,
     ) -> tuple[Decision, bool]:
         now = self._clock()
         trace_id, _ = current_trace_ids()
@@ -195,7 +221,7 @@ class DecisionPipeline:
             created_at=now,
             updated_at=now,
             trace_id=trace_id,
-            policy_version=self._policies.version,
+            policy_version=policy_version,
             subject_ref=cmd.subject_ref,
             idempotency_key=cmd.idempotency_key,
             labels=dict(cmd.labels),
@@ -205,6 +231,7 @@ class DecisionPipeline:
             blind=held and out.tier.blind,
             requested_by=cmd.requested_by,
             request_digest=digest,
+            callback_url=cmd.callback_url,
         )
         tasks: list[ReviewTask] = []
         if held:
@@ -233,7 +260,7 @@ class DecisionPipeline:
 
     def _reveal(self, decision: Decision) -> Decision:
         """The decision with its sealed sensitive fields opened, for its own application."""
-        app = self._policies.applications.get(decision.application)
+        app = self._in_force.policies.applications.get(decision.application)
         if self._vault is None or app is None or not app.sensitive_fields:
             return decision
         opened = self._vault.open(decision.input, app.sensitive_fields, decision.id)

@@ -96,7 +96,7 @@ class ReviewQueue:
         self,
         store: ReviewStore,
         reviews: ReviewService,
-        policies: PolicySet,
+        policies: Callable[[], PolicySet],
         *,
         lease: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -360,7 +360,7 @@ class ReviewQueue:
         return await self._reveal(account, decision, self._sensitive(decision))
 
     def _sensitive(self, decision: Decision) -> tuple[str, ...]:
-        app = self._policies.applications.get(decision.application)
+        app = self._policies().applications.get(decision.application)
         return app.sensitive_fields if app is not None else ()
 
     async def _reveal(

@@ -31,7 +31,7 @@ class SlaSweeper:
     def __init__(
         self,
         store: ReviewStore,
-        policies: PolicySet,
+        policies: Callable[[], PolicySet],
         notifier: Notifier,
         *,
         interval: float = 5.0,
@@ -69,11 +69,12 @@ class SlaSweeper:
     async def _timeout(self, task: ReviewTask) -> Decision:
         now = self._clock()
         try:
-            tier = self._policies.tier(task.tier)
+            policies = self._policies()
+            tier = policies.tier(task.tier)
         except NotFound:
             tier = None
         action = tier.on_timeout if tier is not None else None
-        target = self._policies.escalation_target(tier) if tier is not None else None
+        target = policies.escalation_target(tier) if tier is not None else None
         if action == "escalate" and target is not None:
             deadline = now + target.sla if target.sla is not None else None
             reason = f"review SLA of tier {task.tier} passed: escalated to {target.name}"

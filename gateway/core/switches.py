@@ -63,7 +63,7 @@ class KillSwitches:
     def __init__(
         self,
         store: ReviewStore,
-        policies: PolicySet,
+        policies: Callable[[], PolicySet],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         refresh_every: float = 0.5,
@@ -141,7 +141,7 @@ class KillSwitches:
     def _rebuild(self) -> None:
         paused_backends = {n for (k, n), s in self._states.items() if k == BACKEND and s.paused}
         paused = {n: False for (k, n), s in self._states.items() if k == APPLICATION and s.paused}
-        for app in self._policies.applications.values():
+        for app in self._policies().applications.values():
             if app.backend.name in paused_backends:
                 paused[app.id] = True
         self.paused_applications = paused
@@ -151,9 +151,9 @@ class KillSwitches:
     def states(self) -> list[tuple[str, str, SwitchState | None]]:
         """``(kind, name, state)`` of every application and backend the policies know."""
         out: list[tuple[str, str, SwitchState | None]] = []
-        for app_id in sorted(self._policies.applications):
+        for app_id in sorted(self._policies().applications):
             out.append((APPLICATION, app_id, self._states.get((APPLICATION, app_id))))
-        for backend in sorted(self._policies.backends):
+        for backend in sorted(self._policies().backends):
             out.append((BACKEND, backend, self._states.get((BACKEND, backend))))
         return out
 
@@ -185,9 +185,9 @@ class KillSwitches:
                 a reason.
         """
         if kind == APPLICATION:
-            known = name in self._policies.applications
+            known = name in self._policies().applications
         elif kind == BACKEND:
-            known = name in self._policies.backends
+            known = name in self._policies().backends
         else:
             raise InvalidInput("kind", f"expected application or backend, not {kind!r}")
         if not known:

@@ -94,7 +94,7 @@ class ModelInventory:
     def __init__(
         self,
         store: ReviewStore,
-        policies: PolicySet,
+        policies: Callable[[], PolicySet],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -143,7 +143,7 @@ class ModelInventory:
         owner = person_field("owner", owner)
         intended_use = text_field("intended_use", intended_use, required=True)
         max_tier = max_tier.strip()
-        tiers = [t.name for t in self._policies.tiers]
+        tiers = [t.name for t in self._policies().tiers]
         if max_tier not in tiers:
             raise InvalidInput("max_tier", f"expected a tier of the policies ({', '.join(tiers)})")
         now = self._clock()

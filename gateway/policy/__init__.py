@@ -9,6 +9,7 @@ from gateway.policy.loader import load_policies
 from gateway.policy.model import (
     ApplicationPolicy,
     BackendSpec,
+    ChatMapping,
     Classification,
     OipMapping,
     PolicySet,
@@ -22,6 +23,7 @@ __all__ = [
     "ApplicationPolicy",
     "BackendSpec",
     "CaseResult",
+    "ChatMapping",
     "Classification",
     "OipMapping",
     "PolicyEvalError",

@@ -5,13 +5,19 @@ run before the model is called, so their environment has no ``output``: a refere
 compile error instead of a runtime surprise.
 
 Evaluation is lean on purpose: one ``Activation`` (the only conversion of the request data into
-CEL values) per classify or route call, shared by all the rules evaluated in that call.
+CEL values) per classify or route call, shared by all the rules evaluated in that call, and one
+CEL evaluation per call for all of its rules (`FirstMatch`, `AllMatches`): each evaluation has a
+fixed cost of a few microseconds whatever the expression, which per-rule evaluation paid once
+per rule. The combined expression keeps the rules' meaning exactly (CEL's ``?:`` evaluates its
+condition strictly and its branches lazily, so later rules are not evaluated after a match, and
+an error in a rule is an error of the whole); when it errs, the rules are evaluated one by one to
+say which rule failed and how.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -20,11 +26,16 @@ from cel_expr_python import cel
 from gateway.policy.errors import PolicyEvalError
 
 __all__ = [
+    "AllMatches",
     "CelCompileError",
     "Condition",
+    "FirstMatch",
     "activation",
     "compile_condition",
 ]
+
+_MAX_COMBINED = 62
+"""Most rules one `AllMatches` expression combines (one bit each of a CEL int)."""
 
 
 class CelCompileError(Exception):
@@ -92,6 +103,65 @@ class Condition:
 
     def __repr__(self) -> str:
         return f"Condition({self.rule!r}, {self.source!r})"
+
+
+def _combined(source: str, count: int, with_output: bool) -> Any:
+    """``source`` (combining ``count`` conditions) compiled; None when it does not compile or
+    combines nothing (the rules then run one by one)."""
+    if not 0 < count <= _MAX_COMBINED:
+        return None
+    try:
+        return _env(with_output).compile(source)
+    except RuntimeError:
+        return None
+
+
+def _own_lines(source: str) -> str:
+    """A condition on lines of its own, so that a ``//`` comment in it ends with it."""
+    return f"(\n{source}\n)"
+
+
+class FirstMatch:
+    """The index of the first of ``conditions`` that holds (-1: none), in one evaluation."""
+
+    __slots__ = ("_conditions", "_expr")
+
+    def __init__(self, conditions: Sequence[Condition], *, with_output: bool) -> None:
+        self._conditions = tuple(conditions)
+        arms = "".join(f"{_own_lines(c.source)} ? {i} : " for i, c in enumerate(conditions))
+        self._expr = _combined(arms + "-1", len(self._conditions), with_output)
+
+    def first(self, activation: Any) -> int:
+        """Raises PolicyEvalError naming the first rule that cannot be evaluated."""
+        if self._expr is not None:
+            value = self._expr.eval(activation=activation).value()
+            if type(value) is int:
+                return value
+        for i, condition in enumerate(self._conditions):
+            if condition.evaluate(activation):
+                return i
+        return -1
+
+
+class AllMatches:
+    """The indexes of every one of ``conditions`` that holds, in one evaluation."""
+
+    __slots__ = ("_conditions", "_expr")
+
+    def __init__(self, conditions: Sequence[Condition], *, with_output: bool) -> None:
+        self._conditions = tuple(conditions)
+        bits = " + ".join(
+            f"({_own_lines(c.source)} ? {1 << i} : 0)" for i, c in enumerate(conditions)
+        )
+        self._expr = _combined(bits, len(self._conditions), with_output)
+
+    def matching(self, activation: Any) -> list[int]:
+        """Raises PolicyEvalError naming the first rule that cannot be evaluated."""
+        if self._expr is not None:
+            bits = self._expr.eval(activation=activation).value()
+            if type(bits) is int:
+                return [i for i in range(len(self._conditions)) if bits >> i & 1]
+        return [i for i, c in enumerate(self._conditions) if c.evaluate(activation)]
 
 
 def compile_condition(rule: str, source: str, *, with_output: bool = True) -> Condition:

@@ -22,10 +22,12 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.errors import PolicyError
 from gateway.policy.cel import CelCompileError, compile_condition
+from gateway.policy.chat_schema import ChatModel
 from gateway.policy.input_schema import InputSchema, InputSchemaError
 from gateway.policy.model import (
     ApplicationPolicy,
     BackendSpec,
+    ChatMapping,
     EscalationRule,
     MonitorRule,
     OipMapping,
@@ -34,6 +36,7 @@ from gateway.policy.model import (
     RouteRule,
     TensorSpec,
     TierSpec,
+    WebhookSpec,
 )
 from gateway.policy.schema import (
     ApplicationModel,
@@ -48,6 +51,7 @@ from gateway.policy.schema import (
 )
 from gateway.policy.source import Loc, SourceDoc, parse_yaml
 from gateway.policy.versions import digest_of
+from gateway.policy.webhook_schema import WebhookModel, webhook_spec
 from gateway.types import Action
 
 __all__ = ["load_policies", "policy_files", "validation_error"]
@@ -214,6 +218,8 @@ class _Merged:
             reason = esc.reason or f"{esc.when} (escalated to {esc.tier})"
             escalations.append(EscalationRule(condition, tiers[esc.tier], reason))
         routes: list[RouteRule] = []
+        if app.chat is not None and app.chat.approve_tools:
+            routes.append(self._tool_approval(index, app.chat.approve_tools))
         for j, route in enumerate(app.route):
             rule = f"route[{j}]"
             condition = self._compile(("applications", index, "route", j), rule, route.when, True)
@@ -233,7 +239,31 @@ class _Merged:
             oip=_oip(app.oip) if app.oip is not None else None,
             input_schema=self._input_schema(index, app.input_schema),
             monitor=_monitor(app.monitor),
+            chat=_chat(app.chat) if app.chat is not None else None,
+            webhook=self._webhook(index, app.webhook),
         )
+
+    def _webhook(self, index: int, spec: WebhookModel | None) -> WebhookSpec | None:
+        """The endpoint with its secret read from the environment (`webhook_spec`)."""
+        if spec is None:
+            return None
+        try:
+            return webhook_spec(spec)
+        except ValueError as exc:
+            raise self.error(("applications", index, "webhook", "secret_env"), str(exc)) from None
+
+    def _tool_approval(self, index: int, tools: list[str]) -> RouteRule:
+        """``approve_tools`` as the first route rule: an answer calling one of them is held
+        for review before any rule of the application's own can approve it."""
+        names = ", ".join(f"'{t}'" for t in tools)
+        source = (
+            f"has(output.tool_calls) && output.tool_calls.exists(t, t.function.name in [{names}])"
+        )
+        at: Loc = ("applications", index, "chat", "approve_tools")
+        rule = "route:approve_tools"
+        condition = self._compile(at, rule, source, True)
+        reason = f"calls a tool that needs approval ({', '.join(tools)})"
+        return RouteRule(condition, RouteResult(Action.REVIEW, reason, rule))
 
     def _input_schema(self, index: int, spec: dict[str, Any] | str | None) -> InputSchema | None:
         """Compile an application's input schema; errors name the file, line and field."""
@@ -330,6 +360,7 @@ def _backend(model: BackendModel, tls_ca: str | None) -> BackendSpec:
         circuit_failures=model.circuit.failures,
         circuit_cooldown=model.circuit.cooldown.total_seconds(),
         monitor=_monitor(model.monitor),
+        api_key_env=model.api_key_env,
     )
 
 
@@ -340,6 +371,14 @@ def _tensor(model: TensorModel) -> TensorSpec:
         shape=tuple(model.shape),
         field=model.field,
         fields=tuple(model.fields) if model.fields is not None else None,
+    )
+
+
+def _chat(model: ChatModel) -> ChatMapping:
+    return ChatMapping(
+        model_name=model.model_name,
+        approve_tools=tuple(model.approve_tools),
+        max_wait=model.max_wait.total_seconds() if model.max_wait is not None else None,
     )
 
 

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from gateway.errors import NotFound, UnknownApplication
-from gateway.policy.cel import Condition, activation
+from gateway.policy.cel import AllMatches, Condition, FirstMatch, activation
 from gateway.policy.input_schema import InputSchema
 from gateway.types import Action, JSONObject, ModelRef
 
 __all__ = [
     "ApplicationPolicy",
     "BackendSpec",
+    "ChatMapping",
     "Classification",
     "EscalationRule",
     "MonitorRule",
@@ -23,7 +24,20 @@ __all__ = [
     "RouteRule",
     "TensorSpec",
     "TierSpec",
+    "WebhookSpec",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSpec:
+    """An application's webhook endpoint (see `gateway.policy.webhook_schema`)."""
+
+    url: str
+    secret: str = field(repr=False)
+    """The Standard Webhooks signing secret (``whsec_...``), from the environment."""
+    secret_env: str = ""
+    callback_hosts: tuple[str, ...] = ()
+    """Hosts a Decide may name in its own ``callback_url`` (empty: none may)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +110,8 @@ class BackendSpec:
     """Seconds the circuit stays open before one probe call may try the backend again."""
     monitor: tuple[MonitorRule, ...] = ()
     """Early warning thresholds on this backend's model version."""
+    api_key_env: str | None = None
+    """``openai`` backends: the environment variable holding the server's API key."""
     _ref: ModelRef = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +146,17 @@ class OipMapping:
     model_name: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMapping:
+    """An application's OpenAI chat face: the model name callers use, the tools people must
+    approve, and how long a held call may wait for them."""
+
+    model_name: str
+    approve_tools: tuple[str, ...] = ()
+    max_wait: float | None = None
+    """Seconds; None: the gateway's limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +232,22 @@ class ApplicationPolicy:
     """Checked before the model is called; a mismatch is INVALID_ARGUMENT naming the field."""
     monitor: tuple[MonitorRule, ...] = ()
     """Early warning thresholds on the application's model version."""
+    webhook: WebhookSpec | None = None
+    """The application's webhook endpoint, its secret read from the environment at load."""
+    chat: ChatMapping | None = None
+    """How OpenAI-compatible clients reach the application; None: they cannot."""
     _model: dict[str, str] = field(init=False, repr=False, compare=False)
     _unescalated: Classification = field(init=False, repr=False, compare=False)
+    _escalating: AllMatches = field(init=False, repr=False, compare=False)
+    _routing: FirstMatch = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_model", model_vars(self.backend.ref()))
         object.__setattr__(self, "_unescalated", Classification(self.base_tier, (), ()))
+        escalating = AllMatches([r.condition for r in self.escalations], with_output=False)
+        object.__setattr__(self, "_escalating", escalating)
+        routing = FirstMatch([r.condition for r in self.routes], with_output=True)
+        object.__setattr__(self, "_routing", routing)
 
     def classify(
         self, input: JSONObject, labels: Mapping[str, str], model: ModelRef | None = None
@@ -237,12 +274,12 @@ class ApplicationPolicy:
         tier = self.base_tier
         reasons: list[str] = []
         rules: list[str] = []
-        for rule in self.escalations:
-            if rule.condition.evaluate(act):
-                reasons.append(rule.reason)
-                rules.append(rule.condition.rule)
-                if rule.tier.rank < tier.rank:
-                    tier = rule.tier
+        for i in self._escalating.matching(act):
+            rule = self.escalations[i]
+            reasons.append(rule.reason)
+            rules.append(rule.condition.rule)
+            if rule.tier.rank < tier.rank:
+                tier = rule.tier
         if not rules:
             return self._unescalated
         return Classification(tier, tuple(reasons), tuple(rules))
@@ -272,10 +309,8 @@ class ApplicationPolicy:
                 "labels": labels,
             }
         )
-        for rule in self.routes:
-            if rule.condition.evaluate(act):
-                return rule.result
-        return DEFAULT_ROUTE
+        matched = self._routing.first(act)
+        return self.routes[matched].result if matched >= 0 else DEFAULT_ROUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,11 +326,21 @@ class PolicySet:
     """(name, exact text) of every file ``version`` was computed from, in that order."""
     _tiers: dict[str, TierSpec] = field(init=False, repr=False, compare=False)
     _by_model: dict[str, ApplicationPolicy] = field(init=False, repr=False, compare=False)
+    _by_chat_model: dict[str, ApplicationPolicy] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_tiers", {t.name: t for t in self.tiers})
         by_model = {a.oip.model_name: a for a in self.applications.values() if a.oip is not None}
         object.__setattr__(self, "_by_model", by_model)
+        by_chat = {a.chat.model_name: a for a in self.applications.values() if a.chat is not None}
+        object.__setattr__(self, "_by_chat_model", by_chat)
+
+    def application_for_chat_model(self, model_name: str) -> ApplicationPolicy:
+        """The application an OpenAI-compatible caller addresses by its chat ``model_name``."""
+        try:
+            return self._by_chat_model[model_name]
+        except KeyError:
+            raise NotFound("model", model_name) from None
 
     def application_for_model(self, model_name: str) -> ApplicationPolicy:
         """The application an inference caller addresses by its OIP ``model_name``."""

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from gateway.policy.chat_schema import ChatModel, check_chat_send_fields, check_target_url
 from gateway.policy.fields import (
     Duration,
     FieldPath,
@@ -28,6 +29,7 @@ from gateway.policy.fields import (
 from gateway.policy.fields import policy_error as _error
 from gateway.policy.monitor_schema import MonitorModel, MonitorRuleModel
 from gateway.policy.oip_schema import OipModel, TensorModel
+from gateway.policy.webhook_schema import WebhookModel
 from gateway.types import Action
 
 __all__ = [
@@ -135,7 +137,7 @@ class CircuitModel(StrictModel):
 
 class BackendModel(StrictModel):
     name: Name
-    kind: Literal["builtin", "oip"]
+    kind: Literal["builtin", "oip", "openai"]
     model: Text
     version: Text
     """The model version this backend must serve (the inventory entry; an OIP server must
@@ -154,6 +156,9 @@ class BackendModel(StrictModel):
     circuit: CircuitModel = CircuitModel()
     description: str = ""
     monitor: MonitorModel | None = None
+    api_key_env: Name | None = None
+    """``openai`` backends: the environment variable holding the server's API key (sent as a
+    bearer token); the key itself never appears in a policy file."""
 
     @model_validator(mode="before")
     @classmethod
@@ -168,6 +173,11 @@ class BackendModel(StrictModel):
             raise _error("tls_ca needs tls: true", ("tls_ca",))
         if self.kind == "oip" and self.target is None:
             raise _error("an oip backend needs a target (host:port)", ("target",))
+        if self.kind == "openai":
+            check_target_url(self.target, self.tls)
+            check_chat_send_fields(self.send_fields or [])
+        elif self.api_key_env is not None:
+            raise _error("only an openai backend takes api_key_env", ("api_key_env",))
         if self.kind == "builtin" and self.target is not None:
             raise _error("a builtin backend runs in-process and takes no target", ("target",))
         if self.kind == "builtin" and self.third_party:
@@ -208,9 +218,13 @@ class ApplicationModel(StrictModel):
     monitor: MonitorModel | None = None
     """Early warning thresholds on the application's model version."""
     oip: OipModel | None = None
+    chat: ChatModel | None = None
+    """How OpenAI-compatible clients reach the application (``/v1/chat/completions``)."""
     input_schema: dict[str, Any] | str | None = None
     """A JSON Schema for the input, inline or the path of a JSON/YAML file (relative to the
     policy directory)."""
+    webhook: WebhookModel | None = None
+    """Where final and escalated decisions are announced, signed (`gateway.notify.webhook`)."""
 
 
 class PolicyFile(StrictModel):
@@ -255,7 +269,15 @@ class Policies(PolicyFile):
         for i, app in enumerate(self.applications):
             _check_application(i, app, rank, backends)
             _check_oip(i, app, backends[app.backend])
+            _check_chat(i, app, backends[app.backend])
         model_names = [a.oip.model_name for a in self.applications if a.oip is not None]
+        chat_names = [a.chat.model_name for a in self.applications if a.chat is not None]
+        for i, app in enumerate(self.applications):
+            if app.chat is not None and chat_names.count(app.chat.model_name) > 1:
+                raise _error(
+                    f"chat model_name {app.chat.model_name!r} is used by more than one application",
+                    ("applications", i, "chat", "model_name"),
+                )
         for i, app in enumerate(self.applications):
             if app.oip is not None and model_names.count(app.oip.model_name) > 1:
                 raise _error(
@@ -327,6 +349,18 @@ def _check_oip(index: int, app: ApplicationModel, backend: BackendModel) -> None
             "would receive nothing",
             (*at, "oip", "inputs"),
         )
+
+
+def _check_chat(index: int, app: ApplicationModel, backend: BackendModel) -> None:
+    at: Loc = ("applications", index)
+    if backend.kind == "openai" and app.chat is None:
+        raise _error(
+            f"backend {backend.name!r} speaks the OpenAI chat API: the application needs a chat "
+            "section naming the model its callers ask for",
+            (*at, "backend"),
+        )
+    if app.chat is not None and app.oip is not None:
+        raise _error("an application is either a chat model or a tensor model", (*at, "chat"))
 
 
 def _sent(path: str | None, send_fields: list[str]) -> bool:

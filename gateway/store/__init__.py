@@ -62,12 +62,13 @@ def is_shared_store(url_or_path: str) -> bool:
     return is_postgres_url(url_or_path)
 
 
-def open_store(url_or_path: str) -> ReviewStore:
+def open_store(url_or_path: str, *, shared_file: bool = False) -> ReviewStore:
     """A store (not yet started) for ``postgresql://user:pw@host/db``,
-    ``sqlite:///path/to/file.db`` or a plain path."""
+    ``sqlite:///path/to/file.db`` or a plain path. ``shared_file``: other processes serve the
+    same SQLite file (worker processes), so their changes are polled for."""
     if is_postgres_url(url_or_path):
         # Imported here so SQLite-only deployments never load the PostgreSQL driver.
         from gateway.store.postgres.store import PostgresStore
 
         return PostgresStore(url_or_path.strip())
-    return SQLiteStore(sqlite_path(url_or_path))
+    return SQLiteStore(sqlite_path(url_or_path), shared=shared_file)

@@ -14,6 +14,8 @@ from typing import Any, Self, TypeVar
 from gateway.audit.chain import GENESIS
 from gateway.audit.drafts import prepare_draft
 from gateway.store import codec
+from gateway.store.outbox import OutboxMixin
+from gateway.store.outbox_notices import NoticesMixin
 from gateway.store.probe import PROBE, WriteProbe
 from gateway.store.reads import StoreReads
 from gateway.store.tx import WriteTx
@@ -23,7 +25,7 @@ from gateway.types import AuditDraft, Decision, ReviewTask
 T = TypeVar("T")
 
 
-class StoreBase(StoreReads):
+class StoreBase(StoreReads, OutboxMixin, NoticesMixin):
     """Lifecycle, writer and chain head shared by `SQLiteStore` and `PostgresStore`."""
 
     def __init__(self, writer: GroupWriter) -> None:

@@ -152,3 +152,34 @@ CREATE TABLE policy_versions (
     last_load INTEGER NOT NULL
 );
 """
+
+
+def policy_change(ts: str) -> str:
+    """The shadow policy and what it would have decided otherwise (see gateway/core/shadow.py);
+    ``ts`` as in `model_inventory`. The enforced version is the highest ``last_load`` of
+    ``policy_versions``."""
+    return f"""
+-- At most one row: the version every replica also evaluates each live decision under, without
+-- acting on it (digest NULL: none).
+CREATE TABLE policy_shadow (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    digest TEXT,
+    since  {ts} NOT NULL,
+    set_by TEXT NOT NULL
+);
+-- One row per live decision the shadow version would have decided otherwise.
+CREATE TABLE shadow_disagreements (
+    shadow_digest   TEXT NOT NULL,
+    decision_id     TEXT NOT NULL,
+    enforced_digest TEXT NOT NULL,
+    application     TEXT NOT NULL,
+    made_at         {ts} NOT NULL,
+    old_action      TEXT NOT NULL,
+    new_action      TEXT NOT NULL,
+    old_tier        TEXT NOT NULL,
+    new_tier        TEXT NOT NULL,
+    old_rule        TEXT NOT NULL,
+    new_rule        TEXT NOT NULL,
+    PRIMARY KEY (shadow_digest, decision_id)
+);
+"""

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.modelrisk.record import ModelKey, ModelRecord, ModelStatus
-from gateway.policy.versions import PolicyVersion
+from gateway.store.outbox import OutboxStore
+from gateway.store.policy_protocol import PolicyStore
 from gateway.store.results import AccountChanges as AccountChanges
 from gateway.store.results import AuditSide as AuditSide
 from gateway.store.results import QueueCursor as QueueCursor
@@ -156,7 +157,7 @@ class SessionStore(Protocol):
         """Delete every session whose ``expires_at`` is before ``now``; returns how many."""
 
 
-class ReviewStore(Store, SessionStore, Protocol):
+class ReviewStore(Store, SessionStore, OutboxStore, PolicyStore, Protocol):
     """What the review queue, accounts and kill switches need besides the decision `Store`.
 
     Every write records its audit event in the same transaction.
@@ -278,18 +279,6 @@ class ReviewStore(Store, SessionStore, Protocol):
         ...
 
     async def list_switches(self) -> list[SwitchState]: ...
-
-    async def record_policy_version(self, version: PolicyVersion, event: AuditDraft) -> bool:
-        """Keep a loaded policy version's texts (once per digest) and append its
-        ``policy.loaded`` event, with ``previous`` added to the payload, only when the digest
-        differs from the one loaded last. True when the event was written."""
-        ...
-
-    async def get_policy_version(self, digest: str) -> PolicyVersion | None: ...
-
-    async def list_policy_versions(self) -> list[PolicyVersion]:
-        """Every stored policy version, the first loaded first."""
-        ...
 
     def subscribe_switches(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when a switch change is announced (by any process, this one

@@ -24,6 +24,9 @@ class AuditSide:
     """Store one signed checkpoint."""
     close: Callable[[], Awaitable[None]] | None = None
     """Release what `save` holds, when it holds anything."""
+    tree_root: Callable[[int], Awaitable[str]] | None = None
+    """The Merkle root (hex) of the first n events, for a checkpoint: through what `save`
+    holds, when that needs no new file handle; None: the log's own ``tree_root_hex``."""
 
 
 QueueCursor = tuple[str, int, int]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from gateway.errors import Conflict, NotFound, PermissionDenied
 from gateway.modelrisk import monitor
-from gateway.store import codec, sql, verdict
+from gateway.store import codec, outbox, sql, verdict
 from gateway.store.monitoring import UPSERT_COUNT
 from gateway.store.protocol import QueueCursor
 from gateway.store.reads import decision
@@ -268,6 +268,7 @@ class ReviewsMixin:
             if write.final:  # counted per model version in this transaction (monitoring)
                 for count in monitor.verdict_rows(result, tx.now):
                     await tx.execute(UPSERT_COUNT, *count)
+                await outbox.enqueue_final(tx, result)
             return result
 
         result: Decision = await self._write(apply)

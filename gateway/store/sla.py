@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from gateway.audit.drafts import prepare_draft
 from gateway.errors import Conflict
-from gateway.store import codec, sql
+from gateway.store import codec, outbox, sql
 from gateway.store.reads import decision
 from gateway.store.tx import WriteTx
 from gateway.timefmt import format_ts
@@ -79,7 +79,9 @@ class SlaMixin:
             await tx.execute(sql.CLOSE_DECISION_TASKS, tx.now, decision_id)
             await tx.append([draft])
             tx.changed.append(decision_id)
-            return await self._decision_in(tx, decision_id)
+            expired = await self._decision_in(tx, decision_id)
+            await outbox.enqueue_final(tx, expired)
+            return expired
 
         return await self._write(expire)
 
@@ -127,6 +129,8 @@ class SlaMixin:
             await tx.execute(_ESCALATE_TASKS, tier, tier_rank, groups_s, deadline_s, decision_id)
             await tx.append([draft])
             tx.changed.append(decision_id)
-            return await self._decision_in(tx, decision_id)
+            escalated = await self._decision_in(tx, decision_id)
+            await outbox.enqueue_escalated(tx, escalated, reason, groups)
+            return escalated
 
         return await self._write(escalate)

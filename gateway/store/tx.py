@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from gateway.audit.drafts import EventRow, PreparedDraft, chain_rows
-from gateway.store import sql
+from gateway.store import merkle, sql
 
 if TYPE_CHECKING:
     from asyncpg import Connection as PgConnection
@@ -100,7 +100,10 @@ class SQLiteTx(Tx[sqlite3.Connection]):
     async def append(self, drafts: Sequence[PreparedDraft]) -> None:
         """Chain and insert audit events after the current head (never suspends)."""
         if drafts:
-            self.conn.executemany(_SQLITE_INSERT_EVENT, self.chain(drafts))
+            head = self.head
+            rows = self.chain(drafts)
+            self.conn.executemany(_SQLITE_INSERT_EVENT, rows)
+            merkle.append_sqlite(self.conn, head, rows)
 
 
 class PostgresTx(Tx[PgConnection]):
@@ -121,4 +124,7 @@ class PostgresTx(Tx[PgConnection]):
     async def append(self, drafts: Sequence[PreparedDraft]) -> None:
         """Chain and insert audit events after the current head."""
         if drafts:
-            await self.conn.executemany(_POSTGRES_INSERT_EVENT, self.chain(drafts))
+            head = self.head
+            rows = self.chain(drafts)
+            await self.conn.executemany(_POSTGRES_INSERT_EVENT, rows)
+            await merkle.append_postgres(self.conn, head, rows)

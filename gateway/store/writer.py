@@ -203,12 +203,14 @@ class CreatePlan:
     tasks: list[tuple[Any, ...]]
     queued: list[str]
     """Ids of new decisions that wait for review (announced to other replicas)."""
+    callbacks: list[tuple[str, str]]
+    """``(decision id, url)`` of new decisions with a per-request webhook URL."""
 
 
 def plan_creates(jobs: list[Create], existing: dict[tuple[str, str], Decision]) -> CreatePlan:
     """Skip the jobs whose idempotency key names a stored decision (or one earlier in the run:
     ``existing`` is extended as the run goes), and gather the rows of the rest."""
-    plan = CreatePlan([], [], [], [], [])
+    plan = CreatePlan([], [], [], [], [], [])
     for job in jobs:
         key = job.key
         if key is not None:
@@ -223,6 +225,8 @@ def plan_creates(jobs: list[Create], existing: dict[tuple[str, str], Decision]) 
         plan.tasks.extend(job.tasks)
         if job.tasks:
             plan.queued.append(job.decision.id)
+        if job.decision.callback_url:
+            plan.callbacks.append((job.decision.id, job.decision.callback_url))
     return plan
 
 

@@ -55,6 +55,12 @@ RPC_ERRORS = Counter(
     ("method", "code"),
     registry=REGISTRY,
 )
+CHAT_TOKENS = Counter(
+    "hitl_chat_tokens",
+    "Tokens the chat models used, by application and kind (prompt or completion)",
+    ("application", "kind"),
+    registry=REGISTRY,
+)
 MODEL_VERSION_MISMATCHES = Counter(
     "hitl_model_version_mismatches",
     "Model server answers (or readiness checks) reporting another model version than the "
@@ -139,6 +145,10 @@ def verdict(
     VERDICTS.labels(application, tier, verdict, status).inc()
     if final:
         TIME_TO_VERDICT.labels(application, tier).observe((now - created_at).total_seconds())
+
+
+def chat_tokens(application: str, kind: str, tokens: int) -> None:
+    CHAT_TOKENS.labels(application, kind).inc(tokens)
 
 
 def model_version_mismatch(backend: str, where: str) -> None:

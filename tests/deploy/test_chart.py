@@ -172,3 +172,14 @@ def test_dockerfile_matches_the_chart() -> None:
     assert 'ENTRYPOINT ["hitl-gateway"]' in text
     assert "USER 10001:10001" in text
     assert "HITL_DATA_DIR=/var/lib/hitl-gateway" in text
+
+
+@pytest.mark.parametrize(
+    ("cpu", "workers"), [("500m", "1"), ("2", "2"), ("1500m", "2"), (4, "4"), ("250m", "1")]
+)
+def test_workers_follow_the_cpu_request(cpu: str | int, workers: str) -> None:
+    """One worker process per requested CPU, rounded up; an explicit count wins."""
+    resources = {"requests": {"cpu": cpu, "memory": "256Mi"}}
+    assert env(container(render({"resources": resources})))["HITL_WORKERS"] == workers
+    explicit = render({"resources": resources, "workers": 3})
+    assert env(container(explicit))["HITL_WORKERS"] == "3"

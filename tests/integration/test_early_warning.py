@@ -69,8 +69,8 @@ def policies_dir(policies_dir: Path) -> Path:
 async def _by_hand(*gateways: Gateway) -> None:
     """Stop the replicas' own timers: the test runs the evaluator itself, at known moments."""
     for gw in gateways:
-        assert gw._early_warning is not None
-        await gw._early_warning.stop()
+        assert gw.early_warning is not None
+        await gw.early_warning.stop()
 
 
 async def _decide(gw: Gateway, key: str, app: str, score: float, n: int) -> list[str]:
@@ -124,7 +124,7 @@ async def test_a_model_reviewers_override_is_escalated_once_on_two_replicas(
     held_a = await _decide(a, key, "t-watched", 0.5, 10)
     held_b = await _decide(b, key, "t-watched", 0.5, 10)
     await _review(a, held_a + held_b, overridden=6)  # 30% of 20: too few reviews
-    assert await asyncio.gather(a._early_warning.run(), b._early_warning.run()) == [[], []]
+    assert await asyncio.gather(a.early_warning.run(), b.early_warning.run()) == [[], []]
     assert not (await a.store.get_model(WATCHED)).escalated
 
     held = await _decide(a, key, "t-watched", 0.5, 20) + await _decide(b, key, "t-watched", 0.5, 20)
@@ -133,7 +133,7 @@ async def test_a_model_reviewers_override_is_escalated_once_on_two_replicas(
     await _qa(a, sampled, disagree=9)  # 30% disagreement
     before = a.store.chain_head()[0]
 
-    acted_a, acted_b = await asyncio.gather(a._early_warning.run(), b._early_warning.run())
+    acted_a, acted_b = await asyncio.gather(a.early_warning.run(), b.early_warning.run())
     assert sorted(f.rule.metric for f in acted_a + acted_b) == [
         "override_rate",
         "qa_disagreement_rate",
@@ -163,7 +163,7 @@ async def test_a_model_reviewers_override_is_escalated_once_on_two_replicas(
     assert f'hitl_model_breaches_total{{action="escalate",{labels}}} 1.0' in exported
     assert 'hitl_model_escalated{backend="watched",model="echo",version="1"} 1.0' in exported
     # A later run on either replica finds the breaches open: nothing more is recorded.
-    assert await asyncio.gather(a._early_warning.run(), b._early_warning.run()) == [[], []]
+    assert await asyncio.gather(a.early_warning.run(), b.early_warning.run()) == [[], []]
     assert len(await _model_events(a, before)) == len(events)
 
     # Every decision on the escalated version is held, on both replicas (within a second).
@@ -189,7 +189,7 @@ async def test_a_model_reviewers_override_is_escalated_once_on_two_replicas(
         "override_rate" in event.payload["escalation_reason"] or event.payload["escalation_reason"]
     )
     # The evidence already judged does not escalate it again at once.
-    assert await a._early_warning.run() == []
+    assert await a.early_warning.run() == []
     assert not (await a.store.get_model(WATCHED)).escalated
     assert (await a.audit.verify()).result.ok
 
@@ -205,7 +205,7 @@ async def test_a_model_with_too_few_reviews_is_not_escalated(
     await _review(b, held, overridden=10)
     counts = await a.store.model_counts(FEW, "2000-01-01T00:00:00.000000Z")
     assert (counts["reviewed"], counts["review_overridden"]) == (10, 10)
-    assert await asyncio.gather(a._early_warning.run(), b._early_warning.run()) == [[], []]
+    assert await asyncio.gather(a.early_warning.run(), b.early_warning.run()) == [[], []]
     record = await a.store.get_model(FEW)
     assert record is not None and not record.escalated
     assert not [e for e in await _model_events(a) if e.type == EventType.MODEL_BREACH]

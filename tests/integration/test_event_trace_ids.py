@@ -1,7 +1,8 @@
 """Audit events carry the trace id of the request that caused them, on both stores.
 
 One walk drives a real gateway as its callers do: decisions over gRPC (DecisionGateway and the
-OIP ModelInfer), a data subject's erasure and the model inventory over AdminService, the reviewer
+OIP ModelInfer), a data subject's erasure, the model inventory and a webhook re-send over
+AdminService, the reviewer
 UI over HTTP, and the ``keys`` and ``users`` commands. Each request sends a ``traceparent`` (a
 header, gRPC metadata, or the ``TRACEPARENT`` environment variable for a command) with a fresh
 trace id, and every event appended meanwhile must carry exactly that id. The walk must reach
@@ -24,7 +25,8 @@ import pytest
 from google.protobuf.message import Message
 
 from bench.oip_model_server import LinearModel
-from gateway._pb.hitl.admin.v1 import admin_pb2, admin_pb2_grpc
+from gateway._pb.hitl.admin.v1 import admin_pb2, admin_pb2_grpc, policy_pb2
+from gateway._pb.hitl.audit.v1 import audit_pb2, audit_pb2_grpc
 from gateway._pb.hitl.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from gateway._pb.inference import grpc_service_pb2 as oip_pb
 from gateway._pb.inference import grpc_service_pb2_grpc as oip_grpc
@@ -255,6 +257,17 @@ async def test_every_event_a_request_causes_carries_its_trace_id(
     await ada.post("/admin/switches", "/admin/switches", resume, EventType.SWITCH_RESUMED)
     await rita.post("/", "/logout", {})
 
+    # An admin has a webhook sent again through AdminService (its receiver lost it).
+    message_id = f"msg_{approved}_final"
+    await _outbox_settled(gateway, message_id)
+    trace_id, header = _traceparent()
+    admin_md = (("authorization", f"Bearer {admin_token}"), ("traceparent", header))
+    async with grpc.aio.insecure_channel(target) as channel:
+        await admin_pb2_grpc.AdminServiceStub(channel).ResendOutbox(
+            admin_pb2.ResendOutboxRequest(id=message_id), metadata=admin_md
+        )
+    await trail.caused(trace_id, EventType.OUTBOX_RESENT)
+
     # Commands: the trace comes from the environment, as a job runner hands it on.
     where = ["--data-dir", str(settings.data_dir), "--policies", str(settings.policies)]
     if settings.store:
@@ -338,13 +351,38 @@ async def test_every_event_a_request_causes_carries_its_trace_id(
         if move == admin_pb2.MODEL_TRANSITION_VALIDATE:
             request.validation_expires_at.CopyFrom(expires)
         model_calls.append(("TransitionModel", request, caused))
+    # A policy change: set as the shadow, then promoted (which clears the shadow).
+    changed = [
+        policy_pb2.PolicyFile(name=name, text=text + "\n# changed\n" if i == 0 else text)
+        for i, (name, text) in enumerate(gateway.policies.files)
+    ]
+    model_calls += [
+        (
+            "ApplyPolicy",
+            policy_pb2.ApplyPolicyRequest(files=changed, shadow=True),
+            EventType.POLICY_SHADOWED,
+        ),
+        ("ApplyPolicy", policy_pb2.ApplyPolicyRequest(files=changed), EventType.POLICY_LOADED),
+    ]
     async with grpc.aio.insecure_channel(target) as channel:
         admin = admin_pb2_grpc.AdminServiceStub(channel)
         for method, message, caused in model_calls:
             trace_id, header = _traceparent()
             admin_md = (("authorization", f"Bearer {admin_token}"), ("traceparent", header))
             await getattr(admin, method)(message, metadata=admin_md)
-            await trail.caused(trace_id, caused)
+            promoted = isinstance(message, policy_pb2.ApplyPolicyRequest) and not message.shadow
+            also = (EventType.POLICY_SHADOWED,) if promoted else ()
+            await trail.caused(trace_id, caused, *also)
+
+    # An auditor's evidence pack with the subject's personal data (AuditService).
+    assert gateway._checkpointer is not None
+    await gateway._checkpointer.checkpoint_now()
+    async with grpc.aio.insecure_channel(target) as channel:
+        evidence = audit_pb2.GetEvidenceRequest(decision_id=unmasked, with_personal_data=True)
+        trace_id, header = _traceparent()
+        admin_md = (("authorization", f"Bearer {admin_token}"), ("traceparent", header))
+        await audit_pb2_grpc.AuditServiceStub(channel).GetEvidence(evidence, metadata=admin_md)
+        await trail.caused(trace_id, EventType.EVIDENCE_PERSONAL_DATA)
 
     assert trail.seen == {t.value for t in EventType if t not in SYSTEM_ONLY}
     assert (await gateway.audit.verify()).result.ok
@@ -391,6 +429,16 @@ async def test_sla_sweeper_events_carry_no_trace_id_even_inside_a_span(gateway: 
     assert trail.seen == {EventType.DECISION_ESCALATED.value, EventType.DECISION_EXPIRED.value}
 
 
+async def _outbox_settled(gateway: Gateway, message_id: str) -> None:
+    """Wait until the delivery task is done with a message (no endpoint: recorded as done)."""
+    for _ in range(200):
+        message = await gateway.store.outbox_message(message_id)
+        if message is not None and message.delivered_at is not None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"outbox message {message_id} was not settled")
+
+
 async def _escalate(gateway: Gateway, key: ModelKey) -> None:
     """Record a breach with an escalation of ``key`` as the early warning does."""
     figures = {"backend": key.backend, "name": key.name, "version": key.version}
@@ -412,14 +460,15 @@ async def test_early_warning_events_carry_no_trace_id_even_inside_a_span(
         await _escalate(gateway, ModelKey("echo", "echo", "1"))
     await trail.caused("", EventType.MODEL_BREACH, EventType.MODEL_ESCALATED)
     # The sweeper's and the start's own are checked in their tests (above and below).
-    others = {EventType.DECISION_ESCALATED, EventType.DECISION_EXPIRED, EventType.POLICY_LOADED}
+    others = {EventType.DECISION_ESCALATED, EventType.DECISION_EXPIRED}
     assert trail.seen | others == {t.value for t in SYSTEM_ONLY}
 
 
-async def test_policy_loaded_events_carry_no_trace_id_even_inside_a_span(
+async def test_the_start_policy_loaded_event_is_the_systems_and_untraced(
     gateway: Gateway,
 ) -> None:
-    """The start's policy.loaded is the system's, untraced; so is one recorded inside a span."""
+    """The start's policy.loaded is the system's, untraced; a change applied by the system
+    outside any request (SIGHUP) is too."""
     events = await gateway.store.audit_events(limit=10_000)
     at_start = [e for e in events if e.type == EventType.POLICY_LOADED]
     assert [(e.actor, e.trace_id, e.span_id) for e in at_start] == [("system", "", "")]
@@ -428,9 +477,8 @@ async def test_policy_loaded_events_carry_no_trace_id_even_inside_a_span(
     trail = Trail(gateway)
     await trail.skip()
     files = (("other.yaml", "applications: []\n"),)
-    with span("unrelated"):
-        version, loaded = policy_loaded(
-            digest_of(files), files, "/elsewhere", "system", datetime.now(UTC)
-        )
-        assert await gateway.store.record_policy_version(version, loaded)
+    version, loaded = policy_loaded(
+        digest_of(files), files, "/elsewhere", "system", datetime.now(UTC)
+    )
+    assert await gateway.store.record_policy_version(version, loaded)
     await trail.caused("", EventType.POLICY_LOADED)

@@ -110,7 +110,7 @@ async def test_a_switch_change_is_announced_to_other_processes(
     a, _ = replicas
     async with PostgresStore(pg_dsn) as store:
         policies: PolicySet = a.policies
-        slow = KillSwitches(store, policies, refresh_every=60, trust_for=120)
+        slow = KillSwitches(store, lambda: policies, refresh_every=60, trust_for=120)
         await slow.start()
         try:
             await a.switches.set("application", APP, True, "user:admin", "drift")

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from gateway.core.vault import Vault
+from gateway.core.vault import SEALED, Vault
 from gateway.policy import PolicySet
+from gateway.policy.cel import compile_condition
 from gateway.policy_replay import (
     ReplayOutcome,
     ReplayReport,
     is_erased,
     old_action,
     prepare,
+    readable_fields,
     replay,
 )
 from gateway.store import decision_range
@@ -222,3 +225,29 @@ async def test_a_decision_escalated_by_the_review_sla_compares_in_the_tier_it_wa
     out = replay(prepare(row, vault), policies)
     assert (out.old_tier, out.new_tier, out.old_action) == ("limited", "limited", "review")
     assert not out.changed
+
+
+async def test_only_the_sealed_fields_a_candidate_can_read_are_opened(
+    tmp_path: Path, vault: Vault
+) -> None:
+    """The candidate reads ``customer.name`` (its watch rule): that field is opened, the
+    national id is left sealed; a candidate reading ``input[...]`` may read anything, so
+    everything is opened; the outcome is the same as opening all."""
+    base_dir, cand_dir = policy_dirs(tmp_path)
+    made = [m for m in make_decisions(load(base_dir), vault, 50) if m.comparable]
+    candidate = load(cand_dir)
+    readable = readable_fields(candidate.applications[APP])
+    assert readable is not None and ("customer", "name") in readable
+    assert not any("national_id" in chain for chain in readable)
+    for m in made[:20]:
+        row = row_of(m.decision)
+        partly = prepare(row, vault, readable)
+        assert partly.input["customer"]["name"] == m.clear["customer"]["name"]
+        assert SEALED in partly.input["customer"]["national_id"]
+        assert replay(partly, candidate) == replay(prepare(row, vault), candidate)
+
+    app = candidate.applications[APP]
+    indexing = compile_condition("route[0]", "input['customer']['national_id'] != ''")
+    wide = replace(app, routes=(replace(app.routes[0], condition=indexing), *app.routes[1:]))
+    assert readable_fields(wide) is None
+    assert prepare(row_of(made[0].decision), vault, None).input == made[0].clear

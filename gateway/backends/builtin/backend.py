@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 
-from gateway.backends.builtin import models, testing
+from gateway.backends.builtin import chat, models, testing
 from gateway.backends.protocol import ModelError
 from gateway.types import JSONObject, ModelRef
 
@@ -18,6 +18,7 @@ SYNC_MODELS: Mapping[str, SyncModel] = MappingProxyType(
         "credit_v3": models.credit_v3,
         "fraud_v2": models.fraud_v2,
         "offer_v1": models.offer_v1,
+        "assistant_v1": chat.assistant_v1,
         "echo": testing.echo,
         "fail": testing.fail,
     }

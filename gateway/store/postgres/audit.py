@@ -20,6 +20,7 @@ from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.query import ChainReport, EventFilter
 from gateway.audit.verifier import verify_rows
 from gateway.store import codec
+from gateway.store.postgres.evidence import PostgresEvidenceLog
 from gateway.store.sql import numbered
 from gateway.store.sqlite.audit import BATCH
 from gateway.store.sqlite.audit import _where as sqlite_where
@@ -49,8 +50,11 @@ class TrailDatabase(Protocol):
     async def audit_events_for(self, decision_id: str) -> list[AuditEvent]: ...
 
 
-class PostgresAuditLog:
-    """`gateway.audit.query.AuditLog` over a running `PostgresStore` (or a `TrailDatabase`)."""
+class PostgresAuditLog(PostgresEvidenceLog):
+    """`gateway.audit.query.AuditLog` over a running `PostgresStore` (or a `TrailDatabase`),
+    with the proof and evidence reads of `PostgresEvidenceLog`."""
+
+    _store: TrailDatabase
 
     def __init__(self, store: TrailDatabase, public_key: Ed25519PublicKey | None = None) -> None:
         self._store = store

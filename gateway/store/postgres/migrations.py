@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from gateway.store import ddl
+from gateway.store import ddl, merkle
 from gateway.store.ddl import Migration
+from gateway.store.outbox import CALLBACKS_DDL, outbox_ddl
 
 MIGRATION_LOCK = 0x6869_746C_6D69_6772
 """Advisory lock key held while migrating ("hitlmigr")."""
@@ -233,6 +234,10 @@ ALTER TABLE accounts ADD CONSTRAINT accounts_role_check
 """,
     ),
     Migration(8, "0008_policy_versions", ddl.policy_versions('TEXT COLLATE "C"')),
+    Migration(9, "0009_policy_change", ddl.policy_change('TEXT COLLATE "C"')),
+    Migration(10, "0010_audit_merkle", merkle.POSTGRES_DDL),
+    Migration(11, "0011_outbox", outbox_ddl('TEXT COLLATE "C"')),
+    Migration(12, "0012_decision_callbacks", CALLBACKS_DDL),
 )
 
 

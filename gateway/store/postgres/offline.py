@@ -15,7 +15,7 @@ and the iterators fetch a page per step, so memory stays bounded however long th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -40,7 +40,8 @@ CONNECT_TIMEOUT = 15.0
 GRANTS = (
     "the role needs USAGE on the schema, SELECT on audit_events and audit_checkpoints, "
     "and on decisions for the query filters on decisions (on policy_versions for the "
-    "policy texts)"
+    "policy texts; on audit_merkle, audit_timestamps, decisions and models for proofs and "
+    "evidence packs)"
 )
 
 
@@ -232,3 +233,14 @@ class PostgresTrailReader:
         """
         with _session(self.dsn, public_key) as s:
             return s.run(s.log.verify(1, None, extra))
+
+
+def on_snapshot(dsn: str, fn: Callable[[PostgresAuditLog], Awaitable[T]]) -> T:
+    """``fn`` awaited on the audit trail at ``dsn`` inside one read-only snapshot (proofs and
+    evidence packs, for the CLI).
+
+    Raises:
+        InvalidInput: The database cannot be read (field ``--store``).
+    """
+    with _session(dsn) as s:
+        return s.run(fn(s.log))

@@ -49,6 +49,7 @@ from gateway.store.base import StoreBase
 from gateway.store.erasure import ErasureMixin
 from gateway.store.models import ModelsMixin
 from gateway.store.monitoring import UPSERT_COUNT, UPSERT_OUTPUT, MonitoringMixin
+from gateway.store.outbox import INSERT_CALLBACK
 from gateway.store.policies import PoliciesMixin
 from gateway.store.postgres.audit import PostgresAuditLog
 from gateway.store.postgres.listen import Backoff, ChangeListener
@@ -64,6 +65,7 @@ from gateway.store.qa import QAMixin
 from gateway.store.reads import decision
 from gateway.store.reviews import ReviewsMixin
 from gateway.store.sessions import SessionsMixin
+from gateway.store.shadow import ShadowMixin
 from gateway.store.sla import SlaMixin
 from gateway.store.switches import SwitchesMixin
 from gateway.store.tx import PostgresTx
@@ -93,6 +95,8 @@ own, so replicas of an older version (listening on `CHANNEL` only) never mistake
 decision id."""
 MODEL_CHANNEL = "hitl_models"
 """NOTIFY channel of model inventory changes; the payload is the key, ``backend/name@version``."""
+POLICY_CHANNEL = "hitl_policies"
+"""NOTIFY channel of changes of the enforced or shadow policy version; the payload is a digest."""
 
 ChangeCallback = Callable[[str], None]
 
@@ -100,6 +104,7 @@ _SELECT_HEAD = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
 _numbered = functools.lru_cache(maxsize=256)(sql.numbered)
 _UPSERT_COUNT = sql.numbered(UPSERT_COUNT)
 _UPSERT_OUTPUT = sql.numbered(UPSERT_OUTPUT)
+_INSERT_CALLBACK = sql.numbered(INSERT_CALLBACK)
 """`sql.numbered` of the shared reads (a few fixed statements), converted once each."""
 
 
@@ -112,6 +117,7 @@ class PostgresStore(
     AccountsMixin,
     SwitchesMixin,
     PoliciesMixin,
+    ShadowMixin,
     ModelsMixin,
     MonitoringMixin,
     ErasureMixin,
@@ -133,6 +139,7 @@ class PostgresStore(
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     _ANNOUNCE_SWITCH = f"SELECT pg_notify('{SWITCH_CHANNEL}', ?)"
     _ANNOUNCE_MODEL = f"SELECT pg_notify('{MODEL_CHANNEL}', ?)"
+    _ANNOUNCE_POLICY = f"SELECT pg_notify('{POLICY_CHANNEL}', ?)"
 
     def __init__(
         self,
@@ -156,11 +163,16 @@ class PostgresStore(
             self._on_notify,
             self._on_resync,
             listen_backoff,
-            more={SWITCH_CHANNEL: self._on_switch_notify, MODEL_CHANNEL: self._on_model_notify},
+            more={
+                SWITCH_CHANNEL: self._on_switch_notify,
+                MODEL_CHANNEL: self._on_model_notify,
+                POLICY_CHANNEL: self._policy_changed,
+            },
         )
         self._callbacks: list[ChangeCallback] = []
         self._switch_callbacks: list[Callable[[], None]] = []
         self._model_callbacks: list[Callable[[], None]] = []
+        self._policy_callbacks: list[Callable[[], None]] = []
         self._resync_callbacks: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -292,6 +304,8 @@ class PostgresStore(
         await tx.append(plan.drafts)
         if plan.tasks:
             await tx.conn.executemany(INSERT_TASK, plan.tasks)
+        if plan.callbacks:
+            await tx.conn.executemany(_INSERT_CALLBACK, plan.callbacks)
         counts, outputs = monitor.created_rows((d for d, new in plan.outcomes if new), tx.now)
         if counts:
             await tx.conn.executemany(_UPSERT_COUNT, counts)

@@ -29,8 +29,9 @@ from gateway.audit import checkpoints as cpmod
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.query import ChainReport, EventFilter
 from gateway.policy.versions import PolicyVersion
-from gateway.store import codec
+from gateway.store import codec, merkle
 from gateway.store.policies import SELECT_POLICY_VERSION, policy_version
+from gateway.store.sqlite.evidence import SQLiteEvidenceLog
 from gateway.store.sqlite.verify import connect_read_only, verify_file
 from gateway.timefmt import format_ts
 from gateway.types import AuditEvent
@@ -304,6 +305,17 @@ class CheckpointWriter:
         """Store a checkpoint (a repeat of a stored seq is ignored)."""
         await asyncio.to_thread(self._insert, cp)
 
+    def _tree_root(self, size: int) -> bytes:
+        with self._lock:
+            if self._conn is None:
+                raise sqlite3.ProgrammingError("checkpoint writer is closed")
+            return merkle.drive(merkle.tree_root(merkle.SQLiteNodes(self._conn), size))
+
+    async def tree_root_hex(self, size: int) -> str:
+        """The Merkle root of the first ``size`` events, read through the kept connection (a
+        checkpoint must be signed even when every file handle is taken)."""
+        return (await asyncio.to_thread(self._tree_root, size)).hex()
+
     async def close(self) -> None:
         await asyncio.to_thread(self._close)
 
@@ -343,10 +355,12 @@ def erase_payloads(
         conn.close()
 
 
-class SQLiteAuditLog:
-    """`gateway.audit.query.AuditLog` over a database file, running each read in a thread."""
+class SQLiteAuditLog(SQLiteEvidenceLog):
+    """`gateway.audit.query.AuditLog` over a database file, running each read in a thread
+    (proofs and evidence reads from `SQLiteEvidenceLog`)."""
 
     def __init__(self, path: str | Path, public_key: Ed25519PublicKey | None = None) -> None:
+        super().__init__(path)
         self.file = AuditFile(path)
         self._public_key = public_key
 
@@ -371,3 +385,6 @@ class SQLiteAuditLog:
 
     async def latest_checkpoint(self) -> Checkpoint | None:
         return await asyncio.to_thread(self.file.latest_checkpoint)
+
+    async def policy_version(self, digest: str) -> PolicyVersion | None:
+        return await asyncio.to_thread(self.file.policy_version, digest)

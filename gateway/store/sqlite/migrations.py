@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from gateway.store import ddl
+from gateway.store import ddl, merkle
 from gateway.store.ddl import Migration
+from gateway.store.outbox import CALLBACKS_DDL, outbox_ddl
 
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -261,6 +262,10 @@ ALTER TABLE accounts_new RENAME TO accounts;
 """,
     ),
     Migration(10, "0010_policy_versions", ddl.policy_versions("TEXT")),
+    Migration(11, "0011_policy_change", ddl.policy_change("TEXT")),
+    Migration(12, "0012_audit_merkle", merkle.SQLITE_DDL),
+    Migration(13, "0013_outbox", outbox_ddl("TEXT")),
+    Migration(14, "0014_decision_callbacks", CALLBACKS_DDL),
 )
 
 

@@ -37,13 +37,16 @@ from gateway.store.base import StoreBase
 from gateway.store.erasure import ErasureMixin
 from gateway.store.models import ModelsMixin
 from gateway.store.monitoring import UPSERT_COUNT, UPSERT_OUTPUT, MonitoringMixin
+from gateway.store.outbox import INSERT_CALLBACK
 from gateway.store.policies import PoliciesMixin
 from gateway.store.protocol import AuditSide
 from gateway.store.qa import QAMixin
 from gateway.store.reviews import ReviewsMixin
 from gateway.store.sessions import SessionsMixin
+from gateway.store.shadow import ShadowMixin
 from gateway.store.sla import SlaMixin
 from gateway.store.sqlite.audit import CheckpointWriter, SQLiteAuditLog
+from gateway.store.sqlite.changes import OtherProcesses, OwnCommits
 from gateway.store.sqlite.erasure import SQLiteErasureMixin
 from gateway.store.sqlite.migrations import apply_migrations
 from gateway.store.sqlite.sla import SQLiteSlaMixin
@@ -97,6 +100,7 @@ class SQLiteStore(
     AccountsMixin,
     SwitchesMixin,
     PoliciesMixin,
+    ShadowMixin,
     ModelsMixin,
     MonitoringMixin,
     SQLiteErasureMixin,
@@ -116,7 +120,9 @@ class SQLiteStore(
     _FIND_TEXT = "instr"
     _SKIP_LOCKED = ""  # one writer: nobody else holds the row
 
-    def __init__(self, path: Path, *, max_batch: int = 256, readers: int = 2) -> None:
+    def __init__(
+        self, path: Path, *, max_batch: int = 256, readers: int = 2, shared: bool = False
+    ) -> None:
         if readers < 1:
             raise ValueError("readers must be at least 1")
         self.path = Path(path)
@@ -130,8 +136,15 @@ class SQLiteStore(
         self._reader_turn = itertools.count()
         self._executor: ThreadPoolExecutor | None = None
         self._session = _Session(self)
+        self._policy_callbacks: list[Callable[[], None]] = []
         self._conn: sqlite3.Connection | None = None
         """Writer connection; touched only on the executor's one thread."""
+        self._own = OwnCommits()
+        self._change_callbacks: list[Callable[[str], None]] = []
+        self._others = (
+            OtherProcesses(self.path, self._own, self._changed_elsewhere) if shared else None
+        )
+        """With ``shared`` (several worker processes on the file): hears their changes."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -141,6 +154,8 @@ class SQLiteStore(
         await self._in_writer_thread(self._open_writer)
         for _ in range(self._n_readers):
             self._readers.append(await self._open_reader())
+        if self._others is not None:
+            self._others.start(self._committed_head[0])
 
     def _open_writer(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -170,6 +185,8 @@ class SQLiteStore(
         return conn
 
     async def _close_connections(self) -> None:
+        if self._others is not None:
+            await asyncio.to_thread(self._others.stop)
         readers, self._readers = self._readers, []
         for r in readers:
             await r.close()
@@ -216,6 +233,8 @@ class SQLiteStore(
         await tx.append(plan.drafts)
         if plan.tasks:
             conn.executemany(_INSERT_TASK, plan.tasks)
+        if plan.callbacks:
+            conn.executemany(INSERT_CALLBACK, plan.callbacks)
         counts, outputs = monitor.created_rows((d for d, new in plan.outcomes if new), tx.now)
         conn.executemany(UPSERT_COUNT, counts)
         if outputs:
@@ -251,7 +270,13 @@ class SQLiteStore(
         return await self._fetchall(statement, params)
 
     def subscribe_changes(self, callback: Callable[[str], None]) -> None:
-        """Nothing to subscribe to: one process owns the file and publishes its own changes."""
+        """Call ``callback(decision_id)`` for each change another process on the same file
+        committed (only when ``shared``: one process alone publishes its own changes)."""
+        self._change_callbacks.append(callback)
+
+    def _changed_elsewhere(self, decision_id: str) -> None:
+        for callback in self._change_callbacks:
+            callback(decision_id)
 
     def subscribe_resync(self, callback: Callable[[], None]) -> None:
         """Nothing is ever missed: no change feed to lose."""
@@ -264,7 +289,7 @@ class SQLiteStore(
         latest = await asyncio.to_thread(log.file.latest_checkpoint)
         # A kept connection: signing must not need a file handle a flood may have taken.
         writer = await asyncio.to_thread(CheckpointWriter, self.path)
-        return AuditSide(log, latest, writer.save, writer.close)
+        return AuditSide(log, latest, writer.save, writer.close, writer.tree_root_hex)
 
 
 class _Session:
@@ -273,6 +298,8 @@ class _Session:
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
+        self._began = 0
+        self._mine: tuple[int, int] | None = None
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -283,7 +310,9 @@ class _Session:
     async def begin(self) -> SQLiteTx:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
-        return SQLiteTx(conn, format_ts(datetime.now(UTC)), _read_head(conn))
+        head = _read_head(conn)
+        self._began = head[0]
+        return SQLiteTx(conn, format_ts(datetime.now(UTC)), head)
 
     async def apply_creates(self, tx: SQLiteTx, jobs: list[Create]) -> list[Any]:
         return await self._store._apply_creates(tx, jobs)
@@ -302,12 +331,18 @@ class _Session:
         tx.conn.execute("RELEASE job")
 
     async def before_commit(self, tx: SQLiteTx) -> None:
-        """Nothing to announce: one process owns the file."""
+        """Nothing to announce (other processes poll the file); the seqs about to commit are
+        this process's own, so its poller does not announce them back to it."""
+        self._mine = (self._began, tx.head[0])
+        self._store._own.add(*self._mine)
 
     async def commit(self, tx: SQLiteTx) -> None:
         tx.conn.execute("COMMIT")
 
     async def rollback(self, tx: SQLiteTx | None) -> None:
+        if self._mine is not None:
+            self._store._own.discard(*self._mine)
+            self._mine = None
         conn = self._store._conn
         if conn is not None and conn.in_transaction:
             # SQLite may have rolled back already (e.g. after SQLITE_FULL)
@@ -315,6 +350,7 @@ class _Session:
                 conn.execute("ROLLBACK")
 
     def committed(self, head: tuple[int, str]) -> None:
+        self._mine = None
         self._store._committed(head)
 
 

@@ -81,11 +81,14 @@ class ModelServer:
             proc.wait()
 
 
-async def triton_call(python: Path, request: dict[str, Any]) -> dict[str, Any]:
-    """Run one tritonclient ModelInfer in the OIP environment; return its JSON outcome."""
+async def triton_call(
+    python: Path, request: dict[str, Any], script: str = "triton_call.py"
+) -> dict[str, Any]:
+    """Run one tritonclient infer in the OIP environment (``script``: ``triton_call.py`` over
+    gRPC, ``triton_http_call.py`` over REST); return its JSON outcome."""
     proc = await asyncio.create_subprocess_exec(
         str(python),
-        str(TOOLS / "triton_call.py"),
+        str(TOOLS / script),
         json.dumps(request),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -40,7 +40,15 @@ def test_unknown_model_name_lists_known_models() -> None:
         _backend("credit_v9")
     for known in ("credit_v3", "fraud_v2", "offer_v1", "echo", "fail", "slow"):
         assert known in str(caught.value)
-    assert set(MODEL_NAMES) == {"credit_v3", "fraud_v2", "offer_v1", "echo", "fail", "slow"}
+    assert set(MODEL_NAMES) == {
+        "credit_v3",
+        "fraud_v2",
+        "offer_v1",
+        "assistant_v1",
+        "echo",
+        "fail",
+        "slow",
+    }
 
 
 async def test_lifecycle_is_trivial_and_always_ready() -> None:

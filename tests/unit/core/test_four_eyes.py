@@ -25,6 +25,7 @@ from tests.unit.store.store_factories import created_event, decision_task, make_
 __all__ = ["pg_dsn", "pg_server"]
 
 ROOT = Path(__file__).resolve().parents[3]
+POLICIES = load_policies(ROOT / "policies")
 ANN, BOB, CAT = (Reviewer(n, "reviewer") for n in ("ann", "bob", "cat"))
 RAISE = {"score": 0.9}
 LOWER = {"score": 0.1}
@@ -54,7 +55,7 @@ def reviews(store: ReviewStore) -> ReviewService:
 
 @pytest.fixture
 def queue(store: ReviewStore, reviews: ReviewService) -> ReviewQueue:
-    return ReviewQueue(store, reviews, load_policies(ROOT / "policies"))
+    return ReviewQueue(store, reviews, lambda: POLICIES)
 
 
 async def _held(store: ReviewStore, **fields: Any) -> Decision:

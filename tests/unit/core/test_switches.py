@@ -46,12 +46,12 @@ async def test_a_change_made_by_another_process_is_followed_within_a_second(
 ) -> None:
     """A pause written through another store on the same file (another process, the CLI)
     reaches a running follower's decision-time mapping within a second, and so does the resume."""
-    follower = KillSwitches(store, policies)
+    follower = KillSwitches(store, lambda: policies)
     await follower.start()
     try:
         assert APP not in (await follower.current())
         async with SQLiteStore(tmp_path / "gateway.db") as other:
-            elsewhere = KillSwitches(other, policies)
+            elsewhere = KillSwitches(other, lambda: policies)
             await elsewhere.load()
             for paused in (True, False):
                 await elsewhere.set("application", APP, paused, "cli:ops", "drift")
@@ -71,7 +71,9 @@ async def test_unconfirmed_state_is_trusted_for_a_second_then_refuses(
     every decision is refused as UNAVAILABLE and readiness says so (never treated as running);
     a read that succeeds again confirms it."""
     clock = Clock()
-    switches = KillSwitches(store, policies, monotonic=clock, refresh_every=0.5, trust_for=1.0)
+    switches = KillSwitches(
+        store, lambda: policies, monotonic=clock, refresh_every=0.5, trust_for=1.0
+    )
     await switches.set("application", APP, True, "user:admin", "drift")
     with sqlite3.connect(tmp_path / "gateway.db") as db:  # the table is gone: reads fail
         db.execute("ALTER TABLE switches RENAME TO switches_away")
@@ -94,7 +96,7 @@ async def test_unconfirmed_state_is_trusted_for_a_second_then_refuses(
 async def test_a_pause_without_a_reason_is_refused(store: SQLiteStore, policies: PolicySet) -> None:
     """A blank reason to pause is refused naming the field; nothing is written; a resume may
     give none."""
-    switches = KillSwitches(store, policies)
+    switches = KillSwitches(store, lambda: policies)
     await switches.load()
     with pytest.raises(InvalidInput) as err:
         await switches.set("application", APP, True, "cli:ops", "   ")
@@ -109,7 +111,7 @@ async def test_a_change_here_applies_at_once_and_is_audited(
     store: SQLiteStore, policies: PolicySet
 ) -> None:
     """The process that pauses applies it before set returns; the event names actor and reason."""
-    switches = KillSwitches(store, policies)
+    switches = KillSwitches(store, lambda: policies)
     await switches.load()
     await switches.set("backend", "credit-scorer", True, "app:k1", "vendor outage")
     assert (await switches.current())[APP] is True  # the backend's applications, model not called
@@ -121,4 +123,6 @@ async def test_a_change_here_applies_at_once_and_is_audited(
 def test_refreshing_must_be_quicker_than_the_trust(policies: PolicySet, tmp_path: Path) -> None:
     """A re-read interval that could let the state go stale between reads is refused."""
     with pytest.raises(ValueError, match="refresh_every"):
-        KillSwitches(SQLiteStore(tmp_path / "x.db"), policies, refresh_every=1.0, trust_for=1.0)
+        KillSwitches(
+            SQLiteStore(tmp_path / "x.db"), lambda: policies, refresh_every=1.0, trust_for=1.0
+        )

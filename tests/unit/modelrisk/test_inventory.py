@@ -65,7 +65,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def inventory(store: ReviewStore, policies: PolicySet, clock: Clock) -> ModelInventory:
-    return ModelInventory(store, policies, clock)
+    return ModelInventory(store, lambda: policies, clock)
 
 
 async def _register(inventory: ModelInventory, key: ModelKey = KEY) -> None:

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from gateway._pb.hitl.admin.v1 import policy_pb2 as hitl_dot_admin_dot_v1_dot_policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hitl/admin/v1/admin.proto\x12\rhitl.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x13\x45raseSubjectRequest\x12\x13\n\x0bsubject_ref\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x14\x45raseSubjectResponse\x12\x18\n\x10\x64\x65\x63isions_erased\x18\x01 \x01(\x04\x12\x15\n\revents_erased\x18\x02 \x01(\x04\"\xa3\x01\n\x06Switch\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.hitl.admin.v1.SwitchKind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\x12\x12\n\nchanged_by\x18\x04 \x01(\t\x12.\n\nchanged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x06 \x01(\t\"i\n\x10SetSwitchRequest\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.hitl.admin.v1.SwitchKind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\":\n\x11SetSwitchResponse\x12%\n\x06switch\x18\x01 \x01(\x0b\x32\x15.hitl.admin.v1.Switch\"\x15\n\x13ListSwitchesRequest\"?\n\x14ListSwitchesResponse\x12\'\n\x08switches\x18\x01 \x03(\x0b\x32\x15.hitl.admin.v1.Switch\":\n\x08ModelKey\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x9d\x04\n\x0bModelRecord\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x11\n\tvalidator\x18\x03 \x01(\t\x12\x14\n\x0cintended_use\x18\x04 \x01(\t\x12\x10\n\x08max_tier\x18\x05 \x01(\t\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.hitl.admin.v1.ModelStatus\x12\x30\n\x0cvalidated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15validation_expires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64ocumentation_url\x18\t \x01(\t\x12\x13\n\x0blimitations\x18\n \x01(\t\x12\x31\n\rregistered_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nupdated_by\x18\r \x01(\t\x12\x11\n\tescalated\x18\x0e \x01(\x08\x12\x19\n\x11\x65scalation_reason\x18\x0f \x01(\t\x12\x30\n\x0c\x65scalated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xba\x01\n\x14ModelRegisterRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cintended_use\x18\x03 \x01(\t\x12\x10\n\x08max_tier\x18\x04 \x01(\t\x12\x19\n\x11\x64ocumentation_url\x18\x05 \x01(\t\x12\x13\n\x0blimitations\x18\x06 \x01(\t\x12\x15\n\rjustification\x18\x07 \x01(\t\"7\n\x0fModelGetRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\"\x12\n\x10ModelListRequest\"?\n\x11ModelListResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.hitl.admin.v1.ModelRecord\"\x9b\x02\n\x16ModelTransitionRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\x12\x32\n\ntransition\x18\x02 \x01(\x0e\x32\x1e.hitl.admin.v1.ModelTransition\x12\x15\n\rjustification\x18\x03 \x01(\t\x12\x11\n\tvalidator\x18\x04 \x01(\t\x12\x30\n\x0cvalidated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15validation_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61pprover\x18\x07 \x01(\t\";\n\x13ModelHistoryRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\"\x86\x01\n\nModelEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12&\n\x02ts\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x14\n\x0cpayload_json\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\"A\n\x14ModelHistoryResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.hitl.admin.v1.ModelEvent\"S\n\x1bModelClearEscalationRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\x12\x0e\n\x06reason\x18\x02 \x01(\t*_\n\nSwitchKind\x12\x1b\n\x17SWITCH_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17SWITCH_KIND_APPLICATION\x10\x01\x12\x17\n\x13SWITCH_KIND_BACKEND\x10\x02*\xb5\x01\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17MODEL_STATUS_REGISTERED\x10\x01\x12\x1a\n\x16MODEL_STATUS_VALIDATED\x10\x02\x12\x19\n\x15MODEL_STATUS_APPROVED\x10\x03\x12\x1a\n\x16MODEL_STATUS_SUSPENDED\x10\x04\x12\x18\n\x14MODEL_STATUS_RETIRED\x10\x05*\xc8\x01\n\x0fModelTransition\x12 \n\x1cMODEL_TRANSITION_UNSPECIFIED\x10\x00\x12\x1d\n\x19MODEL_TRANSITION_VALIDATE\x10\x01\x12\x1c\n\x18MODEL_TRANSITION_APPROVE\x10\x02\x12\x1c\n\x18MODEL_TRANSITION_SUSPEND\x10\x03\x12\x1b\n\x17MODEL_TRANSITION_RESUME\x10\x04\x12\x1b\n\x17MODEL_TRANSITION_RETIRE\x10\x05\x32\x8a\x06\n\x0c\x41\x64minService\x12W\n\x0c\x45raseSubject\x12\".hitl.admin.v1.EraseSubjectRequest\x1a#.hitl.admin.v1.EraseSubjectResponse\x12N\n\tSetSwitch\x12\x1f.hitl.admin.v1.SetSwitchRequest\x1a .hitl.admin.v1.SetSwitchResponse\x12W\n\x0cListSwitches\x12\".hitl.admin.v1.ListSwitchesRequest\x1a#.hitl.admin.v1.ListSwitchesResponse\x12P\n\rRegisterModel\x12#.hitl.admin.v1.ModelRegisterRequest\x1a\x1a.hitl.admin.v1.ModelRecord\x12\x46\n\x08GetModel\x12\x1e.hitl.admin.v1.ModelGetRequest\x1a\x1a.hitl.admin.v1.ModelRecord\x12O\n\nListModels\x12\x1f.hitl.admin.v1.ModelListRequest\x1a .hitl.admin.v1.ModelListResponse\x12T\n\x0fTransitionModel\x12%.hitl.admin.v1.ModelTransitionRequest\x1a\x1a.hitl.admin.v1.ModelRecord\x12W\n\x0cModelHistory\x12\".hitl.admin.v1.ModelHistoryRequest\x1a#.hitl.admin.v1.ModelHistoryResponse\x12^\n\x14\x43learModelEscalation\x12*.hitl.admin.v1.ModelClearEscalationRequest\x1a\x1a.hitl.admin.v1.ModelRecordB\x03\x90\x01\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hitl/admin/v1/admin.proto\x12\rhitl.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahitl/admin/v1/policy.proto\":\n\x13\x45raseSubjectRequest\x12\x13\n\x0bsubject_ref\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x14\x45raseSubjectResponse\x12\x18\n\x10\x64\x65\x63isions_erased\x18\x01 \x01(\x04\x12\x15\n\revents_erased\x18\x02 \x01(\x04\"\xa3\x01\n\x06Switch\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.hitl.admin.v1.SwitchKind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\x12\x12\n\nchanged_by\x18\x04 \x01(\t\x12.\n\nchanged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x06 \x01(\t\"i\n\x10SetSwitchRequest\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.hitl.admin.v1.SwitchKind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\":\n\x11SetSwitchResponse\x12%\n\x06switch\x18\x01 \x01(\x0b\x32\x15.hitl.admin.v1.Switch\"\x15\n\x13ListSwitchesRequest\"?\n\x14ListSwitchesResponse\x12\'\n\x08switches\x18\x01 \x03(\x0b\x32\x15.hitl.admin.v1.Switch\":\n\x08ModelKey\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x9d\x04\n\x0bModelRecord\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x11\n\tvalidator\x18\x03 \x01(\t\x12\x14\n\x0cintended_use\x18\x04 \x01(\t\x12\x10\n\x08max_tier\x18\x05 \x01(\t\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.hitl.admin.v1.ModelStatus\x12\x30\n\x0cvalidated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15validation_expires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64ocumentation_url\x18\t \x01(\t\x12\x13\n\x0blimitations\x18\n \x01(\t\x12\x31\n\rregistered_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nupdated_by\x18\r \x01(\t\x12\x11\n\tescalated\x18\x0e \x01(\x08\x12\x19\n\x11\x65scalation_reason\x18\x0f \x01(\t\x12\x30\n\x0c\x65scalated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xba\x01\n\x14ModelRegisterRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cintended_use\x18\x03 \x01(\t\x12\x10\n\x08max_tier\x18\x04 \x01(\t\x12\x19\n\x11\x64ocumentation_url\x18\x05 \x01(\t\x12\x13\n\x0blimitations\x18\x06 \x01(\t\x12\x15\n\rjustification\x18\x07 \x01(\t\"7\n\x0fModelGetRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\"\x12\n\x10ModelListRequest\"?\n\x11ModelListResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.hitl.admin.v1.ModelRecord\"\x9b\x02\n\x16ModelTransitionRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\x12\x32\n\ntransition\x18\x02 \x01(\x0e\x32\x1e.hitl.admin.v1.ModelTransition\x12\x15\n\rjustification\x18\x03 \x01(\t\x12\x11\n\tvalidator\x18\x04 \x01(\t\x12\x30\n\x0cvalidated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15validation_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61pprover\x18\x07 \x01(\t\";\n\x13ModelHistoryRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\"\x86\x01\n\nModelEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12&\n\x02ts\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x14\n\x0cpayload_json\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\"A\n\x14ModelHistoryResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.hitl.admin.v1.ModelEvent\"S\n\x1bModelClearEscalationRequest\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.hitl.admin.v1.ModelKey\x12\x0e\n\x06reason\x18\x02 \x01(\t\"0\n\x11ListOutboxRequest\x12\x0c\n\x04\x64\x65\x61\x64\x18\x01 \x01(\x08\x12\r\n\x05limit\x18\x02 \x01(\x05\"D\n\x12ListOutboxResponse\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.hitl.admin.v1.OutboxMessage\"!\n\x13ResendOutboxRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x9a\x02\n\rOutboxMessage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x30\n\x0c\x64\x65livered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x65\x61\x64_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\n \x01(\t*_\n\nSwitchKind\x12\x1b\n\x17SWITCH_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17SWITCH_KIND_APPLICATION\x10\x01\x12\x17\n\x13SWITCH_KIND_BACKEND\x10\x02*\xb5\x01\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17MODEL_STATUS_REGISTERED\x10\x01\x12\x1a\n\x16MODEL_STATUS_VALIDATED\x10\x02\x12\x19\n\x15MODEL_STATUS_APPROVED\x10\x03\x12\x1a\n\x16MODEL_STATUS_SUSPENDED\x10\x04\x12\x18\n\x14MODEL_STATUS_RETIRED\x10\x05*\xc8\x01\n\x0fModelTransition\x12 \n\x1cMODEL_TRANSITION_UNSPECIFIED\x10\x00\x12\x1d\n\x19MODEL_TRANSITION_VALIDATE\x10\x01\x12\x1c\n\x18MODEL_TRANSITION_APPROVE\x10\x02\x12\x1c\n\x18MODEL_TRANSITION_SUSPEND\x10\x03\x12\x1b\n\x17MODEL_TRANSITION_RESUME\x10\x04\x12\x1b\n\x17MODEL_TRANSITION_RETIRE\x10\x05\x32\x9f\n\n\x0c\x41\x64minService\x12W\n\x0c\x45raseSubject\x12\".hitl.admin.v1.EraseSubjectRequest\x1a#.hitl.admin.v1.EraseSubjectResponse\x12N\n\tSetSwitch\x12\x1f.hitl.admin.v1.SetSwitchRequest\x1a .hitl.admin.v1.SetSwitchResponse\x12W\n\x0cListSwitches\x12\".hitl.admin.v1.ListSwitchesRequest\x1a#.hitl.admin.v1.ListSwitchesResponse\x12P\n\rRegisterModel\x12#.hitl.admin.v1.ModelRegisterRequest\x1a\x1a.hitl.admin.v1.ModelRecord\x12\x46\n\x08GetModel\x12\x1e.hitl.admin.v1.ModelGetRequest\x1a\x1a.hitl.admin.v1.ModelRecord\x12O\n\nListModels\x12\x1f.hitl.admin.v1.ModelListRequest\x1a .hitl.admin.v1.ModelListResponse\x12T\n\x0fTransitionModel\x12%.hitl.admin.v1.ModelTransitionRequest\x1a\x1a.hitl.admin.v1.ModelRecord\x12W\n\x0cModelHistory\x12\".hitl.admin.v1.ModelHistoryRequest\x1a#.hitl.admin.v1.ModelHistoryResponse\x12^\n\x14\x43learModelEscalation\x12*.hitl.admin.v1.ModelClearEscalationRequest\x1a\x1a.hitl.admin.v1.ModelRecord\x12T\n\x0b\x41pplyPolicy\x12!.hitl.admin.v1.ApplyPolicyRequest\x1a\".hitl.admin.v1.ApplyPolicyResponse\x12\x66\n\x11\x43learShadowPolicy\x12\'.hitl.admin.v1.ClearShadowPolicyRequest\x1a(.hitl.admin.v1.ClearShadowPolicyResponse\x12W\n\x0cShadowReport\x12\".hitl.admin.v1.ShadowReportRequest\x1a#.hitl.admin.v1.ShadowReportResponse\x12W\n\x0cReplayPolicy\x12\".hitl.admin.v1.ReplayPolicyRequest\x1a#.hitl.admin.v1.ReplayPolicyResponse\x12Q\n\nListOutbox\x12 .hitl.admin.v1.ListOutboxRequest\x1a!.hitl.admin.v1.ListOutboxResponse\x12P\n\x0cResendOutbox\x12\".hitl.admin.v1.ResendOutboxRequest\x1a\x1c.hitl.admin.v1.OutboxMessageB\x03\x90\x01\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,48 +34,56 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hitl.admin.v1.admin_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\220\001\000'
-  _globals['_SWITCHKIND']._serialized_start=2202
-  _globals['_SWITCHKIND']._serialized_end=2297
-  _globals['_MODELSTATUS']._serialized_start=2300
-  _globals['_MODELSTATUS']._serialized_end=2481
-  _globals['_MODELTRANSITION']._serialized_start=2484
-  _globals['_MODELTRANSITION']._serialized_end=2684
-  _globals['_ERASESUBJECTREQUEST']._serialized_start=77
-  _globals['_ERASESUBJECTREQUEST']._serialized_end=135
-  _globals['_ERASESUBJECTRESPONSE']._serialized_start=137
-  _globals['_ERASESUBJECTRESPONSE']._serialized_end=208
-  _globals['_SWITCH']._serialized_start=211
-  _globals['_SWITCH']._serialized_end=374
-  _globals['_SETSWITCHREQUEST']._serialized_start=376
-  _globals['_SETSWITCHREQUEST']._serialized_end=481
-  _globals['_SETSWITCHRESPONSE']._serialized_start=483
-  _globals['_SETSWITCHRESPONSE']._serialized_end=541
-  _globals['_LISTSWITCHESREQUEST']._serialized_start=543
-  _globals['_LISTSWITCHESREQUEST']._serialized_end=564
-  _globals['_LISTSWITCHESRESPONSE']._serialized_start=566
-  _globals['_LISTSWITCHESRESPONSE']._serialized_end=629
-  _globals['_MODELKEY']._serialized_start=631
-  _globals['_MODELKEY']._serialized_end=689
-  _globals['_MODELRECORD']._serialized_start=692
-  _globals['_MODELRECORD']._serialized_end=1233
-  _globals['_MODELREGISTERREQUEST']._serialized_start=1236
-  _globals['_MODELREGISTERREQUEST']._serialized_end=1422
-  _globals['_MODELGETREQUEST']._serialized_start=1424
-  _globals['_MODELGETREQUEST']._serialized_end=1479
-  _globals['_MODELLISTREQUEST']._serialized_start=1481
-  _globals['_MODELLISTREQUEST']._serialized_end=1499
-  _globals['_MODELLISTRESPONSE']._serialized_start=1501
-  _globals['_MODELLISTRESPONSE']._serialized_end=1564
-  _globals['_MODELTRANSITIONREQUEST']._serialized_start=1567
-  _globals['_MODELTRANSITIONREQUEST']._serialized_end=1850
-  _globals['_MODELHISTORYREQUEST']._serialized_start=1852
-  _globals['_MODELHISTORYREQUEST']._serialized_end=1911
-  _globals['_MODELEVENT']._serialized_start=1914
-  _globals['_MODELEVENT']._serialized_end=2048
-  _globals['_MODELHISTORYRESPONSE']._serialized_start=2050
-  _globals['_MODELHISTORYRESPONSE']._serialized_end=2115
-  _globals['_MODELCLEARESCALATIONREQUEST']._serialized_start=2117
-  _globals['_MODELCLEARESCALATIONREQUEST']._serialized_end=2200
-  _globals['_ADMINSERVICE']._serialized_start=2687
-  _globals['_ADMINSERVICE']._serialized_end=3465
+  _globals['_SWITCHKIND']._serialized_start=2670
+  _globals['_SWITCHKIND']._serialized_end=2765
+  _globals['_MODELSTATUS']._serialized_start=2768
+  _globals['_MODELSTATUS']._serialized_end=2949
+  _globals['_MODELTRANSITION']._serialized_start=2952
+  _globals['_MODELTRANSITION']._serialized_end=3152
+  _globals['_ERASESUBJECTREQUEST']._serialized_start=105
+  _globals['_ERASESUBJECTREQUEST']._serialized_end=163
+  _globals['_ERASESUBJECTRESPONSE']._serialized_start=165
+  _globals['_ERASESUBJECTRESPONSE']._serialized_end=236
+  _globals['_SWITCH']._serialized_start=239
+  _globals['_SWITCH']._serialized_end=402
+  _globals['_SETSWITCHREQUEST']._serialized_start=404
+  _globals['_SETSWITCHREQUEST']._serialized_end=509
+  _globals['_SETSWITCHRESPONSE']._serialized_start=511
+  _globals['_SETSWITCHRESPONSE']._serialized_end=569
+  _globals['_LISTSWITCHESREQUEST']._serialized_start=571
+  _globals['_LISTSWITCHESREQUEST']._serialized_end=592
+  _globals['_LISTSWITCHESRESPONSE']._serialized_start=594
+  _globals['_LISTSWITCHESRESPONSE']._serialized_end=657
+  _globals['_MODELKEY']._serialized_start=659
+  _globals['_MODELKEY']._serialized_end=717
+  _globals['_MODELRECORD']._serialized_start=720
+  _globals['_MODELRECORD']._serialized_end=1261
+  _globals['_MODELREGISTERREQUEST']._serialized_start=1264
+  _globals['_MODELREGISTERREQUEST']._serialized_end=1450
+  _globals['_MODELGETREQUEST']._serialized_start=1452
+  _globals['_MODELGETREQUEST']._serialized_end=1507
+  _globals['_MODELLISTREQUEST']._serialized_start=1509
+  _globals['_MODELLISTREQUEST']._serialized_end=1527
+  _globals['_MODELLISTRESPONSE']._serialized_start=1529
+  _globals['_MODELLISTRESPONSE']._serialized_end=1592
+  _globals['_MODELTRANSITIONREQUEST']._serialized_start=1595
+  _globals['_MODELTRANSITIONREQUEST']._serialized_end=1878
+  _globals['_MODELHISTORYREQUEST']._serialized_start=1880
+  _globals['_MODELHISTORYREQUEST']._serialized_end=1939
+  _globals['_MODELEVENT']._serialized_start=1942
+  _globals['_MODELEVENT']._serialized_end=2076
+  _globals['_MODELHISTORYRESPONSE']._serialized_start=2078
+  _globals['_MODELHISTORYRESPONSE']._serialized_end=2143
+  _globals['_MODELCLEARESCALATIONREQUEST']._serialized_start=2145
+  _globals['_MODELCLEARESCALATIONREQUEST']._serialized_end=2228
+  _globals['_LISTOUTBOXREQUEST']._serialized_start=2230
+  _globals['_LISTOUTBOXREQUEST']._serialized_end=2278
+  _globals['_LISTOUTBOXRESPONSE']._serialized_start=2280
+  _globals['_LISTOUTBOXRESPONSE']._serialized_end=2348
+  _globals['_RESENDOUTBOXREQUEST']._serialized_start=2350
+  _globals['_RESENDOUTBOXREQUEST']._serialized_end=2383
+  _globals['_OUTBOXMESSAGE']._serialized_start=2386
+  _globals['_OUTBOXMESSAGE']._serialized_end=2668
+  _globals['_ADMINSERVICE']._serialized_start=3155
+  _globals['_ADMINSERVICE']._serialized_end=4466
 # @@protoc_insertion_point(module_scope)

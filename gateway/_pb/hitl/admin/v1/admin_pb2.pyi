@@ -636,3 +636,127 @@ class ModelClearEscalationRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelClearEscalationRequest: _TypeAlias = ModelClearEscalationRequest  # noqa: Y015
+
+@_typing.final
+class ListOutboxRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAD_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    dead: _builtins.bool
+    """True: the dead-lettered messages; false: those still to deliver."""
+    limit: _builtins.int
+    """Most messages returned; 0 means 100. At most 1000."""
+    def __init__(
+        self,
+        *,
+        dead: _builtins.bool = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead", b"dead", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOutboxRequest: _TypeAlias = ListOutboxRequest  # noqa: Y015
+
+@_typing.final
+class ListOutboxResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutboxMessage]: ...
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___OutboxMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOutboxResponse: _TypeAlias = ListOutboxResponse  # noqa: Y015
+
+@_typing.final
+class ResendOutboxRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The message id (`webhook-id`). Required."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResendOutboxRequest: _TypeAlias = ResendOutboxRequest  # noqa: Y015
+
+@_typing.final
+class OutboxMessage(_message.Message):
+    """One message of the outbox. Its content is not shown: it is rebuilt when it is sent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    TOPIC_FIELD_NUMBER: _builtins.int
+    APPLICATION_FIELD_NUMBER: _builtins.int
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    DELIVERED_AT_FIELD_NUMBER: _builtins.int
+    DEAD_AT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Stable across every attempt and restart (the `webhook-id` header)."""
+    channel: _builtins.str
+    """Where it goes: `webhook`."""
+    topic: _builtins.str
+    """`decision.final` or `decision.escalated`."""
+    application: _builtins.str
+    decision_id: _builtins.str
+    attempts: _builtins.int
+    """Failed or successful attempts so far."""
+    last_error: _builtins.str
+    """Why the last attempt failed (empty after a delivery)."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def delivered_at(self) -> _timestamp_pb2.Timestamp:
+        """Set once delivered."""
+
+    @_builtins.property
+    def dead_at(self) -> _timestamp_pb2.Timestamp:
+        """Set once dead-lettered."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        topic: _builtins.str = ...,
+        application: _builtins.str = ...,
+        decision_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        attempts: _builtins.int = ...,
+        delivered_at: _timestamp_pb2.Timestamp | None = ...,
+        dead_at: _timestamp_pb2.Timestamp | None = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dead_at", b"dead_at", "delivered_at", b"delivered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "attempts", b"attempts", "channel", b"channel", "created_at", b"created_at", "dead_at", b"dead_at", "decision_id", b"decision_id", "delivered_at", b"delivered_at", "id", b"id", "last_error", b"last_error", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutboxMessage: _TypeAlias = OutboxMessage  # noqa: Y015

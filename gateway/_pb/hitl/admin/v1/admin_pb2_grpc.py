@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from gateway._pb.hitl.admin.v1 import admin_pb2 as hitl_dot_admin_dot_v1_dot_admin__pb2
+from gateway._pb.hitl.admin.v1 import policy_pb2 as hitl_dot_admin_dot_v1_dot_policy__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -81,6 +82,36 @@ class AdminServiceStub:
                 '/hitl.admin.v1.AdminService/ClearModelEscalation',
                 request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelClearEscalationRequest.SerializeToString,
                 response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
+                _registered_method=True)
+        self.ApplyPolicy = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ApplyPolicy',
+                request_serializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ApplyPolicyRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ApplyPolicyResponse.FromString,
+                _registered_method=True)
+        self.ClearShadowPolicy = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ClearShadowPolicy',
+                request_serializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ClearShadowPolicyRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ClearShadowPolicyResponse.FromString,
+                _registered_method=True)
+        self.ShadowReport = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ShadowReport',
+                request_serializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ShadowReportRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ShadowReportResponse.FromString,
+                _registered_method=True)
+        self.ReplayPolicy = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ReplayPolicy',
+                request_serializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ReplayPolicyRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ReplayPolicyResponse.FromString,
+                _registered_method=True)
+        self.ListOutbox = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ListOutbox',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListOutboxRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListOutboxResponse.FromString,
+                _registered_method=True)
+        self.ResendOutbox = channel.unary_unary(
+                '/hitl.admin.v1.AdminService/ResendOutbox',
+                request_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ResendOutboxRequest.SerializeToString,
+                response_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.OutboxMessage.FromString,
                 _registered_method=True)
 
 
@@ -166,6 +197,57 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyPolicy(self, request, context):
+        """Check, store and put in force a policy version on every replica (within a second), or set
+        it as the shadow version. INVALID_ARGUMENT with the file:line:field error when it does not
+        load (nothing changes); FAILED_PRECONDITION listing the failing cases when its own tests
+        fail and no `force_reason` is given. Recorded as `policy.loaded` (or `policy.shadowed`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearShadowPolicy(self, request, context):
+        """Stop evaluating the shadow version. Recorded as `policy.shadowed` with an empty digest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShadowReport(self, request, context):
+        """The live decisions the shadow version would have decided otherwise, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayPolicy(self, request, context):
+        """Replay the decisions of a time range stored by this gateway under a candidate policy
+        (read-only; no model is called). INVALID_ARGUMENT when the candidate does not load.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOutbox(self, request, context):
+        """Outbox messages (signed webhooks) still to deliver, or the dead-lettered ones: those whose
+        retry window passed without a delivery. Oldest first. INVALID_ARGUMENT naming `limit` when
+        it is negative or above 1000.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResendOutbox(self, request, context):
+        """Make a dead-lettered outbox message (or a delivered one its receiver lost) due again, with a
+        fresh retry window and the same id (receivers deduplicate on it). Recorded as an
+        `outbox.resent` event. NOT_FOUND when there is no such message; FAILED_PRECONDITION while
+        it is still being delivered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +295,36 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ClearModelEscalation,
                     request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelClearEscalationRequest.FromString,
                     response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.SerializeToString,
+            ),
+            'ApplyPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyPolicy,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ApplyPolicyRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ApplyPolicyResponse.SerializeToString,
+            ),
+            'ClearShadowPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearShadowPolicy,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ClearShadowPolicyRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ClearShadowPolicyResponse.SerializeToString,
+            ),
+            'ShadowReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShadowReport,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ShadowReportRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ShadowReportResponse.SerializeToString,
+            ),
+            'ReplayPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayPolicy,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ReplayPolicyRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_policy__pb2.ReplayPolicyResponse.SerializeToString,
+            ),
+            'ListOutbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOutbox,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListOutboxRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ListOutboxResponse.SerializeToString,
+            ),
+            'ResendOutbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendOutbox,
+                    request_deserializer=hitl_dot_admin_dot_v1_dot_admin__pb2.ResendOutboxRequest.FromString,
+                    response_serializer=hitl_dot_admin_dot_v1_dot_admin__pb2.OutboxMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -461,6 +573,168 @@ class AdminService:
             '/hitl.admin.v1.AdminService/ClearModelEscalation',
             hitl_dot_admin_dot_v1_dot_admin__pb2.ModelClearEscalationRequest.SerializeToString,
             hitl_dot_admin_dot_v1_dot_admin__pb2.ModelRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ApplyPolicy',
+            hitl_dot_admin_dot_v1_dot_policy__pb2.ApplyPolicyRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_policy__pb2.ApplyPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearShadowPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ClearShadowPolicy',
+            hitl_dot_admin_dot_v1_dot_policy__pb2.ClearShadowPolicyRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_policy__pb2.ClearShadowPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShadowReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ShadowReport',
+            hitl_dot_admin_dot_v1_dot_policy__pb2.ShadowReportRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_policy__pb2.ShadowReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ReplayPolicy',
+            hitl_dot_admin_dot_v1_dot_policy__pb2.ReplayPolicyRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_policy__pb2.ReplayPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOutbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ListOutbox',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ListOutboxRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ListOutboxResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResendOutbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.admin.v1.AdminService/ResendOutbox',
+            hitl_dot_admin_dot_v1_dot_admin__pb2.ResendOutboxRequest.SerializeToString,
+            hitl_dot_admin_dot_v1_dot_admin__pb2.OutboxMessage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -339,6 +339,7 @@ class Checkpoint(_message.Message):
     SIGNED_BYTES_FIELD_NUMBER: _builtins.int
     PUBLIC_KEY_PEM_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
+    TREE_ROOT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """The chain head that was signed."""
     hash: _builtins.str
@@ -350,6 +351,10 @@ class Checkpoint(_message.Message):
     """PEM SubjectPublicKeyInfo of the signing key."""
     key_id: _builtins.str
     """"sha256:" + hex SHA-256 of the raw 32-byte public key."""
+    tree_root: _builtins.bytes
+    """Root of the Merkle tree over events 1..seq, signed with the head (empty in checkpoints
+    signed before the tree existed, version "hitl-audit-checkpoint/1").
+    """
     @_builtins.property
     def signed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -362,10 +367,11 @@ class Checkpoint(_message.Message):
         signed_bytes: _builtins.bytes = ...,
         public_key_pem: _builtins.str = ...,
         key_id: _builtins.str = ...,
+        tree_root: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["signed_at", b"signed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hash", b"hash", "key_id", b"key_id", "public_key_pem", b"public_key_pem", "seq", b"seq", "signature", b"signature", "signed_at", b"signed_at", "signed_bytes", b"signed_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hash", b"hash", "key_id", b"key_id", "public_key_pem", b"public_key_pem", "seq", b"seq", "signature", b"signature", "signed_at", b"signed_at", "signed_bytes", b"signed_bytes", "tree_root", b"tree_root"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -451,3 +457,177 @@ class PolicyVersion(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PolicyVersion: _TypeAlias = PolicyVersion  # noqa: Y015
+
+@_typing.final
+class ProveInclusionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_SEQ_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_SEQ_FIELD_NUMBER: _builtins.int
+    event_seq: _builtins.int
+    """The event to prove."""
+    checkpoint_seq: _builtins.int
+    """The checkpoint (its head seq) to prove against; 0 means the newest."""
+    def __init__(
+        self,
+        *,
+        event_seq: _builtins.int = ...,
+        checkpoint_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_seq", b"checkpoint_seq", "event_seq", b"event_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProveInclusionRequest: _TypeAlias = ProveInclusionRequest  # noqa: Y015
+
+@_typing.final
+class InclusionProof(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_SEQ_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    LEAF_HASH_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    TREE_ROOT_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    event_seq: _builtins.int
+    tree_size: _builtins.int
+    """Leaf index is event_seq - 1; the tree holds events 1..tree_size."""
+    leaf_hash: _builtins.bytes
+    """SHA-256(0x00 || the event's canonical bytes)."""
+    tree_root: _builtins.bytes
+    @_builtins.property
+    def path(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Sibling hashes from the leaf up (RFC 9162 section 2.1.3)."""
+
+    @_builtins.property
+    def checkpoint(self) -> Global___Checkpoint:
+        """The signed checkpoint whose tree_root the path leads to."""
+
+    def __init__(
+        self,
+        *,
+        event_seq: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+        leaf_hash: _builtins.bytes = ...,
+        path: _abc.Iterable[_builtins.bytes] | None = ...,
+        tree_root: _builtins.bytes = ...,
+        checkpoint: Global___Checkpoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "event_seq", b"event_seq", "leaf_hash", b"leaf_hash", "path", b"path", "tree_root", b"tree_root", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InclusionProof: _TypeAlias = InclusionProof  # noqa: Y015
+
+@_typing.final
+class ProveConsistencyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_SEQ_FIELD_NUMBER: _builtins.int
+    NEW_SEQ_FIELD_NUMBER: _builtins.int
+    old_seq: _builtins.int
+    """Head seqs of two stored checkpoints, old_seq <= new_seq."""
+    new_seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        old_seq: _builtins.int = ...,
+        new_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_seq", b"new_seq", "old_seq", b"old_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProveConsistencyRequest: _TypeAlias = ProveConsistencyRequest  # noqa: Y015
+
+@_typing.final
+class ConsistencyProof(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_SIZE_FIELD_NUMBER: _builtins.int
+    NEW_SIZE_FIELD_NUMBER: _builtins.int
+    OLD_ROOT_FIELD_NUMBER: _builtins.int
+    NEW_ROOT_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    OLD_CHECKPOINT_FIELD_NUMBER: _builtins.int
+    NEW_CHECKPOINT_FIELD_NUMBER: _builtins.int
+    old_size: _builtins.int
+    new_size: _builtins.int
+    old_root: _builtins.bytes
+    new_root: _builtins.bytes
+    @_builtins.property
+    def path(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """RFC 9162 section 2.1.4 proof nodes."""
+
+    @_builtins.property
+    def old_checkpoint(self) -> Global___Checkpoint: ...
+    @_builtins.property
+    def new_checkpoint(self) -> Global___Checkpoint: ...
+    def __init__(
+        self,
+        *,
+        old_size: _builtins.int = ...,
+        new_size: _builtins.int = ...,
+        old_root: _builtins.bytes = ...,
+        new_root: _builtins.bytes = ...,
+        path: _abc.Iterable[_builtins.bytes] | None = ...,
+        old_checkpoint: Global___Checkpoint | None = ...,
+        new_checkpoint: Global___Checkpoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["new_checkpoint", b"new_checkpoint", "old_checkpoint", b"old_checkpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_checkpoint", b"new_checkpoint", "new_root", b"new_root", "new_size", b"new_size", "old_checkpoint", b"old_checkpoint", "old_root", b"old_root", "old_size", b"old_size", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsistencyProof: _TypeAlias = ConsistencyProof  # noqa: Y015
+
+@_typing.final
+class GetEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    WITH_PERSONAL_DATA_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    with_personal_data: _builtins.bool
+    """Open the sealed personal data of the input (recorded as an evidence.personal_data event)."""
+    def __init__(
+        self,
+        *,
+        decision_id: _builtins.str = ...,
+        with_personal_data: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id", "with_personal_data", b"with_personal_data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEvidenceRequest: _TypeAlias = GetEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class EvidencePack(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACK_JSON_FIELD_NUMBER: _builtins.int
+    pack_json: _builtins.bytes
+    """The pack as JSON (format "hitl-evidence/1"), byte for byte what `audit evidence` writes."""
+    def __init__(
+        self,
+        *,
+        pack_json: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pack_json", b"pack_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidencePack: _TypeAlias = EvidencePack  # noqa: Y015

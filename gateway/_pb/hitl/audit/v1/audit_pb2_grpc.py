@@ -67,6 +67,21 @@ class AuditServiceStub:
                 request_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.GetPolicyVersionRequest.SerializeToString,
                 response_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.PolicyVersion.FromString,
                 _registered_method=True)
+        self.ProveInclusion = channel.unary_unary(
+                '/hitl.audit.v1.AuditService/ProveInclusion',
+                request_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.ProveInclusionRequest.SerializeToString,
+                response_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.InclusionProof.FromString,
+                _registered_method=True)
+        self.ProveConsistency = channel.unary_unary(
+                '/hitl.audit.v1.AuditService/ProveConsistency',
+                request_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.ProveConsistencyRequest.SerializeToString,
+                response_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+                _registered_method=True)
+        self.GetEvidence = channel.unary_unary(
+                '/hitl.audit.v1.AuditService/GetEvidence',
+                request_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.GetEvidenceRequest.SerializeToString,
+                response_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.EvidencePack.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -118,6 +133,28 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProveInclusion(self, request, context):
+        """Proof (RFC 9162) that one event is in the Merkle tree a signed checkpoint signs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProveConsistency(self, request, context):
+        """Proof (RFC 9162) that a later checkpoint's tree extends an earlier one's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvidence(self, request, context):
+        """One decision's evidence pack, checkable alone with `hitl-gateway audit check-evidence`.
+        With personal data only when asked, and that request is recorded in the trail first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +187,21 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetPolicyVersion,
                     request_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.GetPolicyVersionRequest.FromString,
                     response_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.PolicyVersion.SerializeToString,
+            ),
+            'ProveInclusion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProveInclusion,
+                    request_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.ProveInclusionRequest.FromString,
+                    response_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.InclusionProof.SerializeToString,
+            ),
+            'ProveConsistency': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProveConsistency,
+                    request_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.ProveConsistencyRequest.FromString,
+                    response_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.ConsistencyProof.SerializeToString,
+            ),
+            'GetEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvidence,
+                    request_deserializer=hitl_dot_audit_dot_v1_dot_audit__pb2.GetEvidenceRequest.FromString,
+                    response_serializer=hitl_dot_audit_dot_v1_dot_audit__pb2.EvidencePack.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -317,6 +369,87 @@ class AuditService:
             '/hitl.audit.v1.AuditService/GetPolicyVersion',
             hitl_dot_audit_dot_v1_dot_audit__pb2.GetPolicyVersionRequest.SerializeToString,
             hitl_dot_audit_dot_v1_dot_audit__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProveInclusion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.audit.v1.AuditService/ProveInclusion',
+            hitl_dot_audit_dot_v1_dot_audit__pb2.ProveInclusionRequest.SerializeToString,
+            hitl_dot_audit_dot_v1_dot_audit__pb2.InclusionProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProveConsistency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.audit.v1.AuditService/ProveConsistency',
+            hitl_dot_audit_dot_v1_dot_audit__pb2.ProveConsistencyRequest.SerializeToString,
+            hitl_dot_audit_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hitl.audit.v1.AuditService/GetEvidence',
+            hitl_dot_audit_dot_v1_dot_audit__pb2.GetEvidenceRequest.SerializeToString,
+            hitl_dot_audit_dot_v1_dot_audit__pb2.EvidencePack.FromString,
             options,
             channel_credentials,
             insecure,

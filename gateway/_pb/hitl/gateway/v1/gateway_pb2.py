@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhitl/gateway/v1/gateway.proto\x12\x0fhitl.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x02\n\rDecideRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bsubject_ref\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12:\n\x06labels\x18\x05 \x03(\x0b\x32*.hitl.gateway.v1.DecideRequest.LabelsEntry\x12\'\n\x04wait\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0crequested_by\x18\x07 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x12GetDecisionRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\"+\n\x14WatchDecisionRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\"K\n\x05Model\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x12\n\nvalidation\x18\x04 \x01(\t\"\x9a\x01\n\x06Review\x12\x10\n\x08reviewer\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07verdict\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06output\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xca\x05\n\x08\x44\x65\x63ision\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.hitl.gateway.v1.DecisionStatus\x12%\n\x05model\x18\x05 \x01(\x0b\x32\x16.hitl.gateway.v1.Model\x12-\n\x0cmodel_output\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x0c\x66inal_output\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07reasons\x18\x08 \x03(\t\x12\x0c\n\x04rule\x18\t \x01(\t\x12(\n\x07reviews\x18\n \x03(\x0b\x32\x17.hitl.gateway.v1.Review\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\r \x01(\t\x12\x16\n\x0epolicy_version\x18\x0e \x01(\t\x12\x13\n\x0bsubject_ref\x18\x0f \x01(\t\x12\x35\n\x06labels\x18\x10 \x03(\x0b\x32%.hitl.gateway.v1.Decision.LabelsEntry\x12\x18\n\x10\x61pprovals_needed\x18\x11 \x01(\x05\x12\x33\n\x0freview_deadline\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05input\x18\x13 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0crequested_by\x18\x14 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x8d\x01\n\x0e\x44\x65\x63isionStatus\x12\x1f\n\x1b\x44\x45\x43ISION_STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0ePENDING_REVIEW\x10\x01\x12\r\n\tIN_REVIEW\x10\x02\x12\x0c\n\x08\x41PPROVED\x10\x03\x12\x0c\n\x08REJECTED\x10\x04\x12\x0e\n\nOVERRIDDEN\x10\x05\x12\x0b\n\x07\x45XPIRED\x10\x06\x32\xfa\x01\n\x0f\x44\x65\x63isionGateway\x12\x43\n\x06\x44\x65\x63ide\x12\x1e.hitl.gateway.v1.DecideRequest\x1a\x19.hitl.gateway.v1.Decision\x12M\n\x0bGetDecision\x12#.hitl.gateway.v1.GetDecisionRequest\x1a\x19.hitl.gateway.v1.Decision\x12S\n\rWatchDecision\x12%.hitl.gateway.v1.WatchDecisionRequest\x1a\x19.hitl.gateway.v1.Decision0\x01\x42\x03\x90\x01\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhitl/gateway/v1/gateway.proto\x12\x0fhitl.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n\rDecideRequest\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bsubject_ref\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12:\n\x06labels\x18\x05 \x03(\x0b\x32*.hitl.gateway.v1.DecideRequest.LabelsEntry\x12\'\n\x04wait\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0crequested_by\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x08 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x12GetDecisionRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\"+\n\x14WatchDecisionRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\"K\n\x05Model\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x12\n\nvalidation\x18\x04 \x01(\t\"\x9a\x01\n\x06Review\x12\x10\n\x08reviewer\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07verdict\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06output\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xca\x05\n\x08\x44\x65\x63ision\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.hitl.gateway.v1.DecisionStatus\x12%\n\x05model\x18\x05 \x01(\x0b\x32\x16.hitl.gateway.v1.Model\x12-\n\x0cmodel_output\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x0c\x66inal_output\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07reasons\x18\x08 \x03(\t\x12\x0c\n\x04rule\x18\t \x01(\t\x12(\n\x07reviews\x18\n \x03(\x0b\x32\x17.hitl.gateway.v1.Review\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\r \x01(\t\x12\x16\n\x0epolicy_version\x18\x0e \x01(\t\x12\x13\n\x0bsubject_ref\x18\x0f \x01(\t\x12\x35\n\x06labels\x18\x10 \x03(\x0b\x32%.hitl.gateway.v1.Decision.LabelsEntry\x12\x18\n\x10\x61pprovals_needed\x18\x11 \x01(\x05\x12\x33\n\x0freview_deadline\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05input\x18\x13 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0crequested_by\x18\x14 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x8d\x01\n\x0e\x44\x65\x63isionStatus\x12\x1f\n\x1b\x44\x45\x43ISION_STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0ePENDING_REVIEW\x10\x01\x12\r\n\tIN_REVIEW\x10\x02\x12\x0c\n\x08\x41PPROVED\x10\x03\x12\x0c\n\x08REJECTED\x10\x04\x12\x0e\n\nOVERRIDDEN\x10\x05\x12\x0b\n\x07\x45XPIRED\x10\x06\x32\xfa\x01\n\x0f\x44\x65\x63isionGateway\x12\x43\n\x06\x44\x65\x63ide\x12\x1e.hitl.gateway.v1.DecideRequest\x1a\x19.hitl.gateway.v1.Decision\x12M\n\x0bGetDecision\x12#.hitl.gateway.v1.GetDecisionRequest\x1a\x19.hitl.gateway.v1.Decision\x12S\n\rWatchDecision\x12%.hitl.gateway.v1.WatchDecisionRequest\x1a\x19.hitl.gateway.v1.Decision0\x01\x42\x03\x90\x01\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,24 +39,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECIDEREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_DECISION_LABELSENTRY']._loaded_options = None
   _globals['_DECISION_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_DECISIONSTATUS']._serialized_start=1480
-  _globals['_DECISIONSTATUS']._serialized_end=1621
+  _globals['_DECISIONSTATUS']._serialized_start=1502
+  _globals['_DECISIONSTATUS']._serialized_end=1643
   _globals['_DECIDEREQUEST']._serialized_start=146
-  _globals['_DECIDEREQUEST']._serialized_end=438
-  _globals['_DECIDEREQUEST_LABELSENTRY']._serialized_start=393
-  _globals['_DECIDEREQUEST_LABELSENTRY']._serialized_end=438
-  _globals['_GETDECISIONREQUEST']._serialized_start=440
-  _globals['_GETDECISIONREQUEST']._serialized_end=481
-  _globals['_WATCHDECISIONREQUEST']._serialized_start=483
-  _globals['_WATCHDECISIONREQUEST']._serialized_end=526
-  _globals['_MODEL']._serialized_start=528
-  _globals['_MODEL']._serialized_end=603
-  _globals['_REVIEW']._serialized_start=606
-  _globals['_REVIEW']._serialized_end=760
-  _globals['_DECISION']._serialized_start=763
-  _globals['_DECISION']._serialized_end=1477
-  _globals['_DECISION_LABELSENTRY']._serialized_start=393
-  _globals['_DECISION_LABELSENTRY']._serialized_end=438
-  _globals['_DECISIONGATEWAY']._serialized_start=1624
-  _globals['_DECISIONGATEWAY']._serialized_end=1874
+  _globals['_DECIDEREQUEST']._serialized_end=460
+  _globals['_DECIDEREQUEST_LABELSENTRY']._serialized_start=415
+  _globals['_DECIDEREQUEST_LABELSENTRY']._serialized_end=460
+  _globals['_GETDECISIONREQUEST']._serialized_start=462
+  _globals['_GETDECISIONREQUEST']._serialized_end=503
+  _globals['_WATCHDECISIONREQUEST']._serialized_start=505
+  _globals['_WATCHDECISIONREQUEST']._serialized_end=548
+  _globals['_MODEL']._serialized_start=550
+  _globals['_MODEL']._serialized_end=625
+  _globals['_REVIEW']._serialized_start=628
+  _globals['_REVIEW']._serialized_end=782
+  _globals['_DECISION']._serialized_start=785
+  _globals['_DECISION']._serialized_end=1499
+  _globals['_DECISION_LABELSENTRY']._serialized_start=415
+  _globals['_DECISION_LABELSENTRY']._serialized_end=460
+  _globals['_DECISIONGATEWAY']._serialized_start=1646
+  _globals['_DECISIONGATEWAY']._serialized_end=1896
 # @@protoc_insertion_point(module_scope)

@@ -78,6 +78,7 @@ class DecideRequest(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
     REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    CALLBACK_URL_FIELD_NUMBER: _builtins.int
     application: _builtins.str
     """Application id as named in the policies, e.g. "credit-limit"."""
     subject_ref: _builtins.str
@@ -93,6 +94,12 @@ class DecideRequest(_message.Message):
     or employee id, at most 256 printable characters, surrounding spaces removed). Recorded
     with the decision and in its audit trail; the requester never reviews their own request.
     Required when the tier the request is classified into says `require_requester: true`.
+    """
+    callback_url: _builtins.str
+    """Where this decision's `decision.final` webhook goes instead of the application's endpoint,
+    signed with the application's secret. Its host must be one of the application's
+    `webhook.callback_hosts`; HTTPS only (HTTP to a loopback address). INVALID_ARGUMENT naming
+    `callback_url` otherwise. A repeat with the same idempotency key keeps the first one's.
     """
     @_builtins.property
     def input(self) -> _struct_pb2.Struct:
@@ -116,10 +123,11 @@ class DecideRequest(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         wait: _duration_pb2.Duration | None = ...,
         requested_by: _builtins.str = ...,
+        callback_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "idempotency_key", b"idempotency_key", "input", b"input", "labels", b"labels", "requested_by", b"requested_by", "subject_ref", b"subject_ref", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "callback_url", b"callback_url", "idempotency_key", b"idempotency_key", "input", b"input", "labels", b"labels", "requested_by", b"requested_by", "subject_ref", b"subject_ref", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

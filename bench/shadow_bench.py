@@ -1,0 +1,183 @@
+"""The auto path's CPU per decision with and without a shadow policy, against the shadow
+evaluation alone.
+
+One gateway (``hitl-gateway serve``, durable, fresh data directory) serves the auto-approved
+credit-limit request at the full concurrency, in alternating rounds: no shadow, then a shadow
+policy set through AdminService (the repository's policies with the auto-approve line moved to
+0.7, so every decision is evaluated under it and agrees), then cleared again, and so on. Each
+round reports the gateway process's CPU per decision. In this process, the shadow evaluation of
+the same decision (`gateway.core.shadow.ShadowObserver.observe`) is timed in a bare loop.
+
+The shadow's cost on the live path should be no more than that evaluation: printed as the ratio
+(CPU per decision with - without) / bare evaluation. Run from the repository root::
+
+    python -m bench.shadow_bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench._loadgen import APPLICATION, AUTO_APPROVED_INPUT, LoadGenerator, preflight
+from bench.harness import (
+    REPO,
+    Server,
+    create_key,
+    exit_on_sigterm,
+    free_port,
+    gateway_command,
+    progress,
+    server_env,
+)
+
+LINE = "output.score >= 0.8"
+SHADOW_LINE = "output.score >= 0.7"
+
+
+def _admin_key(data_dir: Path, policies: Path, env: dict[str, str]) -> str:
+    argv = [*gateway_command(), "keys", "create", "--role", "admin"]
+    argv += ["--data-dir", str(data_dir), "--policies", str(policies)]
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"admin key: {done.stderr.strip()}")
+    return done.stdout.splitlines()[0].strip()
+
+
+def _shadow_dir(policies: Path, target: Path) -> Path:
+    shutil.copytree(policies, target, ignore=shutil.ignore_patterns("tests"))
+    apps = target / "applications.yaml"
+    text = apps.read_text()
+    if LINE not in text:
+        raise RuntimeError(f"{apps} has no {LINE!r} to move")
+    apps.write_text(text.replace(LINE, SHADOW_LINE, 1))
+    return target
+
+
+def bare_observe_us(policies: Path, shadow_dir: Path, n: int = 20_000) -> float:
+    """Microseconds of CPU per shadow evaluation of the benchmark's decision, in a bare loop."""
+    from gateway.core.shadow import ShadowObserver
+    from gateway.policy import load_policies
+    from gateway.types import Decision, ModelRef, Status, Validation
+
+    shadow = load_policies(shadow_dir)
+    app = load_policies(policies).application(APPLICATION)
+    decision = Decision(
+        id="d",
+        application=APPLICATION,
+        tier=app.base_tier.name,
+        status=Status.APPROVED,
+        input=AUTO_APPROVED_INPUT,
+        model=ModelRef(
+            app.backend.name, app.backend.model, app.backend.version, Validation.APPROVED
+        ),
+        model_output={"score": 0.95},
+        final_output={"score": 0.95},
+        reasons=(),
+        rule="route[0]",
+        created_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC),
+        trace_id="",
+        policy_version="sha256:x",
+    )
+    observer = ShadowObserver(store=None)  # type: ignore[arg-type]  # never flushed here
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        for _ in range(n):
+            observer.observe(shadow, "sha256:x", decision, AUTO_APPROVED_INPUT)
+        best = min(best, (time.process_time() - started) / n * 1e6)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.shadow_bench", description=__doc__)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of (without, with)")
+    ap.add_argument("--duration", type=float, default=8.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--procs", type=int, default=2)
+    args = ap.parse_args(argv)
+    exit_on_sigterm()
+    policies = (REPO / "policies").resolve()
+    workdir = Path(tempfile.mkdtemp(prefix="hitl-shadow-bench-"))
+    env = server_env()
+    server: Server | None = None
+    loadgen: LoadGenerator | None = None
+    try:
+        shadow_dir = _shadow_dir(policies, workdir / "shadow")
+        data_dir = workdir / "data"
+        token = create_key(data_dir, policies, env, APPLICATION)
+        admin = _admin_key(data_dir, policies, env)
+        port = free_port()
+        argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
+        argv_gw += ["--policies", str(policies), "--grpc-port", str(port), "--http-port", "0"]
+        server = Server("gateway", argv_gw, port, workdir, env)
+        server.start()
+        loadgen = LoadGenerator(args.procs)
+        server.wait_ready(timeout=60)
+        check = preflight(server, token)
+        if check.status != "APPROVED":
+            raise RuntimeError(f"preflight: {check.status} {check.error}")
+
+        from gateway.client_admin import admin_channel
+        from gateway.client_policy import PolicyClient
+        from gateway.policy.texts import read_candidate
+
+        files, _ = read_candidate(shadow_dir)
+        per_decision: dict[str, list[float]] = {"without": [], "with": []}
+        with PolicyClient(admin_channel(server.address), admin) as client:
+            for round_no in range(1, args.rounds + 1):
+                for mode in ("without", "with"):
+                    if mode == "with":
+                        client.apply(files, [], source="bench", shadow=True)
+                    run = loadgen.run(
+                        server,
+                        token,
+                        concurrency=args.concurrency,
+                        warmup=args.warmup,
+                        duration=args.duration,
+                        round_no=round_no,
+                    )
+                    run.target = f"gateway {mode} shadow"
+                    progress(run)
+                    if mode == "with":
+                        client.clear_shadow()
+                    if run.error_count or not run.ok or run.server_cpu_pct is None:
+                        raise RuntimeError(f"round {round_no} {mode}: {run.errors or 'no calls'}")
+                    cpu_us = run.server_cpu_pct / 100 / run.decisions_per_s * 1e6
+                    per_decision[mode].append(cpu_us)
+        bare = bare_observe_us(policies, shadow_dir)
+        without = statistics.median(per_decision["without"])
+        with_shadow = statistics.median(per_decision["with"])
+        grown = with_shadow - without
+        print(f"\n{os.cpu_count()} CPUs shared by the gateway and the load generator")
+        print(f"gateway CPU per decision without shadow   {without:8.0f} us (median)")
+        print(f"gateway CPU per decision with shadow      {with_shadow:8.0f} us (median)")
+        print(f"growth                                    {grown:8.0f} us")
+        print(f"shadow evaluation alone (bare loop)       {bare:8.1f} us")
+        print(f"ratio growth / bare evaluation            {grown / bare:8.2f}")
+        return 0
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if server is not None:
+            print(server.log_tail(), file=sys.stderr)
+        return 1
+    finally:
+        if loadgen is not None:
+            loadgen.close()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
