@@ -17,8 +17,10 @@ decision.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from prometheus_client import Counter
@@ -45,6 +47,12 @@ DISAGREEMENTS = Counter(
     "Live decisions the shadow policy would have decided otherwise, by application and the "
     "shadow's rule",
     ("application", "rule"),
+    registry=REGISTRY,
+)
+SECONDS = Counter(
+    "hitl_shadow_evaluation_seconds",
+    "Time spent evaluating live decisions under the shadow policy (with the evaluations "
+    "counter: the mean cost of one, where it runs)",
     registry=REGISTRY,
 )
 DROPPED = Counter(
@@ -76,6 +84,9 @@ class ShadowObserver:
         self._max = max_buffered
         self._clock = clock
         self._buffer: list[Disagreement] = []
+        # Label children by key: `Counter.labels` costs more than the rest of an agreeing
+        # evaluation's bookkeeping.
+        self._counted: dict[tuple[str, str], Any] = {}
         self._timer = Periodic(
             "shadow-flush",
             self.flush,
@@ -105,6 +116,15 @@ class ShadowObserver:
         self, shadow: PolicySet, enforced: str, decision: Decision, clear_input: JSONObject
     ) -> None:
         """``decision`` (made under ``enforced``) evaluated under ``shadow``."""
+        started = time.perf_counter()
+        try:
+            self._observe(shadow, enforced, decision, clear_input)
+        finally:
+            SECONDS.inc(time.perf_counter() - started)
+
+    def _observe(
+        self, shadow: PolicySet, enforced: str, decision: Decision, clear_input: JSONObject
+    ) -> None:
         model = decision.model
         stored = StoredDecision(
             id=decision.id,
@@ -122,15 +142,15 @@ class ShadowObserver:
             out = replay(stored, shadow)
         except Exception as exc:  # a shadow must never disturb the live path
             log.warning("shadow.evaluation_failed", decision_id=decision.id, error=repr(exc))
-            EVALUATIONS.labels(decision.application, "not_comparable").inc()
+            self._count(decision.application, "not_comparable")
             return
         if out.reason:
-            EVALUATIONS.labels(decision.application, "not_comparable").inc()
+            self._count(decision.application, "not_comparable")
             return
         if not out.changed:
-            EVALUATIONS.labels(decision.application, "agree").inc()
+            self._count(decision.application, "agree")
             return
-        EVALUATIONS.labels(decision.application, "disagree").inc()
+        self._count(decision.application, "disagree")
         DISAGREEMENTS.labels(decision.application, out.new_rule).inc()
         if len(self._buffer) >= self._max:
             DROPPED.inc()
@@ -150,6 +170,13 @@ class ShadowObserver:
                 new_rule=out.new_rule,
             )
         )
+
+    def _count(self, application: str, result: str) -> None:
+        key = (application, result)
+        child = self._counted.get(key)
+        if child is None:
+            child = self._counted[key] = EVALUATIONS.labels(application, result)
+        child.inc()
 
     async def flush(self) -> None:
         """Write the disagreements found since the last write."""
