@@ -52,7 +52,8 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
 
 
 class Supervisor:
-    """Runs ``serve(settings, ready)`` in ``workers`` forked processes (see the module docstring).
+    """Runs ``serve(settings, ready, limits)`` in ``workers`` forked processes (see the module
+    docstring); ``limits`` are the rate limit and sign-in tables all workers share.
 
     Args:
         settings: With the number of workers; ports of 0 are chosen here.

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 from gateway.audit.drafts import prepare_draft
 from gateway.errors import FailedPrecondition, NotFound
 from gateway.store import codec
+from gateway.store.callbacks import callback_url
 from gateway.store.tx import WriteTx
 from gateway.timefmt import format_ts, parse_ts
 from gateway.types import AuditDraft, Decision
@@ -80,17 +81,6 @@ CREATE TABLE outbox_marks (
 );
 """
 
-
-CALLBACKS_DDL = """
--- A Decide's own webhook URL for its decision.final (gateway/store/outbox.py), written with
--- the decision and read when it becomes final.
-CREATE TABLE decision_callbacks (
-    decision_id TEXT PRIMARY KEY,
-    url         TEXT NOT NULL
-);
-"""
-INSERT_CALLBACK = "INSERT INTO decision_callbacks (decision_id, url) VALUES (?, ?)"
-_CALLBACK = "SELECT url FROM decision_callbacks WHERE decision_id = ?"
 
 _COLUMNS = (
     "id, channel, topic, application, decision_id, body, created_at, since, attempts, "
@@ -206,9 +196,9 @@ async def enqueue_final(tx: WriteTx, decision: Decision) -> None:
     only the status: the decision itself is read and converted when it is sent (it never
     changes again), so nothing about its content is kept twice."""
     body: dict[str, Any] = {"status": decision.status.value}
-    row = await tx.fetchrow(_CALLBACK, decision.id)
-    if row is not None:  # the Decide named its own URL (an allowed host): it goes there
-        body["callback_url"] = str(row[0])
+    url = await callback_url(tx, decision.id)
+    if url:  # the Decide named its own URL (an allowed host): it goes there
+        body["callback_url"] = url
     await _enqueue(tx, DECISION_FINAL, decision, body)
 
 

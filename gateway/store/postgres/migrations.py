@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncpg
 
 from gateway.store import ddl, merkle
+from gateway.store.callbacks import CALLBACKS_DDL
 from gateway.store.ddl import Migration
-from gateway.store.outbox import CALLBACKS_DDL, outbox_ddl
+from gateway.store.outbox import outbox_ddl
 
 MIGRATION_LOCK = 0x6869_746C_6D69_6772
 """Advisory lock key held while migrating ("hitlmigr")."""

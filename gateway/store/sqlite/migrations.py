@@ -13,8 +13,9 @@ from __future__ import annotations
 import sqlite3
 
 from gateway.store import ddl, merkle
+from gateway.store.callbacks import CALLBACKS_DDL
 from gateway.store.ddl import Migration
-from gateway.store.outbox import CALLBACKS_DDL, outbox_ddl
+from gateway.store.outbox import outbox_ddl
 
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(

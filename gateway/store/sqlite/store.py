@@ -34,10 +34,10 @@ from gateway.modelrisk import monitor
 from gateway.store import codec, failures, sql
 from gateway.store.accounts import AccountsMixin
 from gateway.store.base import StoreBase
+from gateway.store.callbacks import INSERT_CALLBACK
 from gateway.store.erasure import ErasureMixin
 from gateway.store.models import ModelsMixin
 from gateway.store.monitoring import UPSERT_COUNT, UPSERT_OUTPUT, MonitoringMixin
-from gateway.store.outbox import INSERT_CALLBACK
 from gateway.store.policies import PoliciesMixin
 from gateway.store.protocol import AuditSide
 from gateway.store.qa import QAMixin
