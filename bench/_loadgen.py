@@ -20,16 +20,33 @@ import asyncio
 import contextlib
 import math
 import multiprocessing as mp
+import shutil
 import signal
 import statistics
+import sys
+import tempfile
 import time
 from array import array
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
-from bench.harness import Run, Server, machine_busy, percentile, process_cpu, run_async
+from bench.harness import (
+    REPO,
+    Run,
+    Server,
+    create_key,
+    free_port,
+    gateway_command,
+    machine_busy,
+    percentile,
+    process_cpu,
+    run_async,
+    server_env,
+)
 
 #: The input the default credit-limit policy approves without review.
 AUTO_APPROVED_INPUT: dict[str, Any] = {
@@ -193,7 +210,9 @@ class LoadGenerator:
         warmup: float,
         duration: float,
         round_no: int,
+        at_window_start: Callable[[], None] | None = None,
     ) -> Run:
+        """``at_window_start`` is called as the measured window opens (to start a profiler)."""
         assert server.proc is not None
         workers = min(len(self._conns), concurrency)
         base, extra = divmod(concurrency, workers)
@@ -206,6 +225,8 @@ class LoadGenerator:
         pids = [p.pid for p in self._procs[:workers]]
         _sleep_until(start_at + warmup)
         before = _cpu_sample(server.proc.pid, pids)
+        if at_window_start is not None:
+            at_window_start()
         _sleep_until(start_at + warmup + duration)
         after = _cpu_sample(server.proc.pid, pids)
 
@@ -327,3 +348,73 @@ def preflight(server: Server, token: str) -> Preflight:
     out.rule = reply.rule
     out.response_bytes = reply.ByteSize()
     return out
+
+
+@dataclass
+class Rig:
+    """One server under `Decide` load: the server, its API key, the load generator, and the
+    temporary directory holding the server's data and log."""
+
+    server: Server
+    token: str
+    loadgen: LoadGenerator
+    workdir: Path
+    policies: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+
+@contextlib.contextmanager
+def one_server(
+    *,
+    target: str = "gateway",
+    procs: int = 2,
+    env: dict[str, str] | None = None,
+    http_port: int = 0,
+    prefix: str = "hitl-bench-",
+) -> Iterator[Rig]:
+    """Start ``target`` (``hitl-gateway serve`` on a fresh data directory with a key for the
+    benchmark application, or ``echo`` / ``durable_echo``) and the load generator; check with
+    one call that the auto path is what will be measured; stop and remove everything on exit.
+
+    Raises:
+        RuntimeError: The server did not start, or did not answer the preflight APPROVED (the
+            log tail is in the message).
+    """
+    env = server_env() if env is None else env
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    policies = (REPO / "policies").resolve()
+    server: Server | None = None
+    loadgen: LoadGenerator | None = None
+    try:
+        port = free_port()
+        token = "ignored"
+        if target == "gateway":
+            data_dir = workdir / "data"
+            token = create_key(data_dir, policies, env, APPLICATION)
+            argv = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
+            argv += ["--policies", str(policies), "--grpc-port", str(port)]
+            argv += ["--http-port", str(http_port)]
+        else:
+            argv = [sys.executable, "-m", f"bench.{target}_server", "--port", str(port)]
+            if target == "durable_echo":
+                argv += ["--db", str(workdir / "durable-echo.db")]
+        server = Server(target, argv, port, workdir, env)
+        server.start()
+        loadgen = LoadGenerator(procs)
+        server.wait_ready(timeout=60)
+        check = preflight(server, token)
+        if check.status != "APPROVED":
+            raise RuntimeError(
+                f"preflight answered {check.status or check.error}, not APPROVED: the figures "
+                f"would not be those of the auto path; log tail:\n{server.log_tail()}"
+            )
+        yield Rig(server, token, loadgen, workdir, policies)
+    finally:
+        if loadgen is not None:
+            loadgen.close()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

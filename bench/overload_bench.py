@@ -16,23 +16,11 @@ repository root::
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from bench._loadgen import APPLICATION, LoadGenerator, preflight
-from bench.harness import (
-    REPO,
-    Run,
-    Server,
-    create_key,
-    exit_on_sigterm,
-    free_port,
-    gateway_command,
-    progress,
-    server_env,
-)
+from bench._loadgen import Rig, one_server
+from bench.harness import Run, exit_on_sigterm, progress, server_env
 
 
 def rss_mib(pid: int) -> float:
@@ -51,71 +39,54 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--procs", type=int, default=2)
     args = ap.parse_args(argv)
     exit_on_sigterm()
-    policies = (REPO / "policies").resolve()
-    workdir = Path(tempfile.mkdtemp(prefix="hitl-overload-"))
     env = server_env()
     if args.max_deciding is not None:
         env["HITL_MAX_DECIDING"] = str(args.max_deciding)
-    server: Server | None = None
-    loadgen: LoadGenerator | None = None
     try:
-        data_dir = workdir / "data"
-        token = create_key(data_dir, policies, env, APPLICATION)
-        port = free_port()
-        argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
-        argv_gw += ["--policies", str(policies), "--grpc-port", str(port), "--http-port", "0"]
-        server = Server("gateway", argv_gw, port, workdir, env)
-        server.start()
-        loadgen = LoadGenerator(args.procs)
-        server.wait_ready(timeout=60)
-        if preflight(server, token).status != "APPROVED":
-            raise RuntimeError("the benchmark input is not auto-approved")
-        assert server.proc is not None
-
-        def run(concurrency: int, duration: float) -> Run:
-            result = loadgen.run(
-                server,
-                token,
-                concurrency=concurrency,
-                warmup=1.0,
-                duration=duration,
-                round_no=1,
-            )
-            progress(result)
-            return result
-
-        probes = {c: run(c, args.probe) for c in (int(x) for x in args.levels.split(","))}
-        peak = max(r.decisions_per_s for r in probes.values())
-        saturating = min(c for c, r in probes.items() if r.decisions_per_s >= 0.95 * peak)
-        rss_before = rss_mib(server.proc.pid)
-        over = run(4 * saturating, args.duration)
-        rss_after = rss_mib(server.proc.pid)
-        shed = over.errors.get("RESOURCE_EXHAUSTED", 0)
-        other = sum(n for code, n in over.errors.items() if code != "RESOURCE_EXHAUSTED")
-        at_saturation = probes[saturating]
-        goodput = over.decisions_per_s / peak
-        p99 = over.p99_ms / at_saturation.p99_ms
-        print(f"\npeak goodput {peak:.0f}/s; saturating concurrency {saturating}")
-        print(f"at concurrency {4 * saturating}: goodput {over.decisions_per_s:.0f}/s")
-        print(f"goodput / peak                      {goodput:.2f}x  (goal >= 0.9)")
-        print(
-            f"p99 of admitted calls / at saturation {p99:.2f}x  "
-            f"({over.p99_ms:.1f} ms vs {at_saturation.p99_ms:.1f} ms; goal < 3)"
-        )
-        print(f"shed calls (RESOURCE_EXHAUSTED)     {shed}  (other errors: {other})")
-        print(f"gateway RSS                         {rss_before:.0f} -> {rss_after:.0f} MiB")
-        return 1 if other else 0
+        with one_server(procs=args.procs, env=env, prefix="hitl-overload-") as rig:
+            return overload(args, rig)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        if server is not None:
-            print(server.log_tail(), file=sys.stderr)
         return 1
-    finally:
-        if loadgen is not None:
-            loadgen.close()
-        if server is not None:
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def overload(args: argparse.Namespace, rig: Rig) -> int:
+    server, token, loadgen = rig.server, rig.token, rig.loadgen
+    assert server.proc is not None
+
+    def run(concurrency: int, duration: float) -> Run:
+        result = loadgen.run(
+            server,
+            token,
+            concurrency=concurrency,
+            warmup=1.0,
+            duration=duration,
+            round_no=1,
+        )
+        progress(result)
+        return result
+
+    probes = {c: run(c, args.probe) for c in (int(x) for x in args.levels.split(","))}
+    peak = max(r.decisions_per_s for r in probes.values())
+    saturating = min(c for c, r in probes.items() if r.decisions_per_s >= 0.95 * peak)
+    rss_before = rss_mib(server.proc.pid)
+    over = run(4 * saturating, args.duration)
+    rss_after = rss_mib(server.proc.pid)
+    shed = over.errors.get("RESOURCE_EXHAUSTED", 0)
+    other = sum(n for code, n in over.errors.items() if code != "RESOURCE_EXHAUSTED")
+    at_saturation = probes[saturating]
+    goodput = over.decisions_per_s / peak
+    p99 = over.p99_ms / at_saturation.p99_ms
+    print(f"\npeak goodput {peak:.0f}/s; saturating concurrency {saturating}")
+    print(f"at concurrency {4 * saturating}: goodput {over.decisions_per_s:.0f}/s")
+    print(f"goodput / peak                      {goodput:.2f}x  (goal >= 0.9)")
+    print(
+        f"p99 of admitted calls / at saturation {p99:.2f}x  "
+        f"({over.p99_ms:.1f} ms vs {at_saturation.p99_ms:.1f} ms; goal < 3)"
+    )
+    print(f"shed calls (RESOURCE_EXHAUSTED)     {shed}  (other errors: {other})")
+    print(f"gateway RSS                         {rss_before:.0f} -> {rss_after:.0f} MiB")
+    return 1 if other else 0
 
 
 if __name__ == "__main__":

@@ -22,22 +22,18 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench._loadgen import APPLICATION, AUTO_APPROVED_INPUT, LoadGenerator, preflight
+from bench._loadgen import APPLICATION, AUTO_APPROVED_INPUT, Rig, one_server
 from bench.harness import (
     REPO,
-    Server,
-    create_key,
     exit_on_sigterm,
     free_port,
     gateway_command,
     progress,
-    server_env,
 )
 
 LINE = "output.score >= 0.8"
@@ -120,83 +116,64 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--procs", type=int, default=2)
     args = ap.parse_args(argv)
     exit_on_sigterm()
-    policies = (REPO / "policies").resolve()
-    workdir = Path(tempfile.mkdtemp(prefix="hitl-shadow-bench-"))
-    env = server_env()
-    server: Server | None = None
-    loadgen: LoadGenerator | None = None
+    http_port = free_port()
     try:
-        shadow_dir = _shadow_dir(policies, workdir / "shadow")
-        data_dir = workdir / "data"
-        token = create_key(data_dir, policies, env, APPLICATION)
-        admin = _admin_key(data_dir, policies, env)
-        port = free_port()
-        argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
-        http_port = free_port()
-        argv_gw += ["--policies", str(policies), "--grpc-port", str(port)]
-        argv_gw += ["--http-port", str(http_port)]
-        server = Server("gateway", argv_gw, port, workdir, env)
-        server.start()
-        loadgen = LoadGenerator(args.procs)
-        server.wait_ready(timeout=60)
-        check = preflight(server, token)
-        if check.status != "APPROVED":
-            raise RuntimeError(f"preflight: {check.status} {check.error}")
-
-        from gateway.client_admin import admin_channel
-        from gateway.client_policy import PolicyClient
-        from gateway.policy.texts import read_candidate
-
-        files, _ = read_candidate(shadow_dir)
-        per_decision: dict[str, list[float]] = {"without": [], "with": []}
-        in_process: list[float] = []
-        with PolicyClient(admin_channel(server.address), admin) as client:
-            for round_no in range(1, args.rounds + 1):
-                for mode in ("without", "with"):
-                    if mode == "with":
-                        client.apply(files, [], source="bench", shadow=True)
-                    run = loadgen.run(
-                        server,
-                        token,
-                        concurrency=args.concurrency,
-                        warmup=args.warmup,
-                        duration=args.duration,
-                        round_no=round_no,
-                    )
-                    run.target = f"gateway {mode} shadow"
-                    progress(run)
-                    if mode == "with":
-                        client.clear_shadow()
-                        in_process.append(_in_process_us(http_port))
-                    if run.error_count or not run.ok or run.server_cpu_pct is None:
-                        raise RuntimeError(f"round {round_no} {mode}: {run.errors or 'no calls'}")
-                    cpu_us = run.server_cpu_pct / 100 / run.decisions_per_s * 1e6
-                    per_decision[mode].append(cpu_us)
-        bare = bare_observe_us(policies, shadow_dir)
-        without = statistics.median(per_decision["without"])
-        with_shadow = statistics.median(per_decision["with"])
-        grown = with_shadow - without
-        print(f"\n{os.cpu_count()} CPUs shared by the gateway and the load generator")
-        print(f"gateway CPU per decision without shadow   {without:8.0f} us (median)")
-        print(f"gateway CPU per decision with shadow      {with_shadow:8.0f} us (median)")
-        print(f"growth                                    {grown:8.0f} us")
-        print(f"shadow evaluation alone (bare loop)       {bare:8.1f} us")
-        where = statistics.median(in_process)
-        print(f"shadow evaluation in the gateway (mean)   {where:8.1f} us")
-        print(f"ratio growth / bare evaluation            {grown / bare:8.2f}")
-        print(f"ratio growth / evaluation in the gateway  {grown / where:8.2f}")
-        return 0
+        with one_server(procs=args.procs, http_port=http_port, prefix="hitl-shadow-bench-") as rig:
+            return compare(args, rig, http_port)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        if server is not None:
-            print(server.log_tail(), file=sys.stderr)
         return 1
-    finally:
-        if loadgen is not None:
-            loadgen.close()
-        if server is not None:
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def compare(args: argparse.Namespace, rig: Rig, http_port: int) -> int:
+    """Rounds without and with a shadow policy; prints the figures (see the module)."""
+    server, token, loadgen, policies = rig.server, rig.token, rig.loadgen, rig.policies
+    shadow_dir = _shadow_dir(policies, rig.workdir / "shadow")
+    admin = _admin_key(rig.data_dir, policies, server.env)
+
+    from gateway.client_admin import admin_channel
+    from gateway.client_policy import PolicyClient
+    from gateway.policy.texts import read_candidate
+
+    files, _ = read_candidate(shadow_dir)
+    per_decision: dict[str, list[float]] = {"without": [], "with": []}
+    in_process: list[float] = []
+    with PolicyClient(admin_channel(server.address), admin) as client:
+        for round_no in range(1, args.rounds + 1):
+            for mode in ("without", "with"):
+                if mode == "with":
+                    client.apply(files, [], source="bench", shadow=True)
+                run = loadgen.run(
+                    server,
+                    token,
+                    concurrency=args.concurrency,
+                    warmup=args.warmup,
+                    duration=args.duration,
+                    round_no=round_no,
+                )
+                run.target = f"gateway {mode} shadow"
+                progress(run)
+                if mode == "with":
+                    client.clear_shadow()
+                    in_process.append(_in_process_us(http_port))
+                if run.error_count or not run.ok or run.server_cpu_pct is None:
+                    raise RuntimeError(f"round {round_no} {mode}: {run.errors or 'no calls'}")
+                cpu_us = run.server_cpu_pct / 100 / run.decisions_per_s * 1e6
+                per_decision[mode].append(cpu_us)
+    bare = bare_observe_us(policies, shadow_dir)
+    without = statistics.median(per_decision["without"])
+    with_shadow = statistics.median(per_decision["with"])
+    grown = with_shadow - without
+    print(f"\n{os.cpu_count()} CPUs shared by the gateway and the load generator")
+    print(f"gateway CPU per decision without shadow   {without:8.0f} us (median)")
+    print(f"gateway CPU per decision with shadow      {with_shadow:8.0f} us (median)")
+    print(f"growth                                    {grown:8.0f} us")
+    print(f"shadow evaluation alone (bare loop)       {bare:8.1f} us")
+    where = statistics.median(in_process)
+    print(f"shadow evaluation in the gateway (mean)   {where:8.1f} us")
+    print(f"ratio growth / bare evaluation            {grown / bare:8.2f}")
+    print(f"ratio growth / evaluation in the gateway  {grown / where:8.2f}")
+    return 0
 
 
 if __name__ == "__main__":

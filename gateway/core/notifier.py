@@ -87,6 +87,12 @@ class Notifier:
                 page.get_nowait()
             page.put_nowait(None)
 
+    def listening(self, decision_id: str) -> bool:
+        """Whether a change of ``decision_id`` published now would reach anyone here: a waiter
+        on it, or a subscriber to every change. Every subscriber reads the current state after
+        subscribing, so a change nobody here listens to need not be fetched at all."""
+        return decision_id in self._subscribers or bool(self._everything)
+
     def waited_on(self) -> list[str]:
         """Ids of the decisions someone here is waiting on (to re-read after missed changes)."""
         return list(self._subscribers)

@@ -20,8 +20,12 @@ class RemoteChanges:
         self._stopped = False
 
     def changed(self, decision_id: str) -> None:
-        """Another replica changed a decision: wake the callers and pages waiting here."""
-        if self._stopped:
+        """Another replica changed a decision: wake the callers and pages waiting here.
+
+        Most changes made elsewhere concern nobody here (a replica's own automatic decisions):
+        those are not fetched. One listened to is fetched, and published if anyone still
+        listens once it arrives."""
+        if self._stopped or not self._notifier.listening(decision_id):
             return
         task = asyncio.create_task(self._publish(decision_id))
         self._fetches.add(task)
