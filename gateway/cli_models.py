@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from gateway.cli_target import admin_target, target_options
 from gateway.config import Settings
 from gateway.core.policy_in_force import stored_in_force
 from gateway.errors import GatewayError, InvalidInput
@@ -116,15 +115,9 @@ async def _on_store(
 
 
 def _through_gateway(args: argparse.Namespace, command: str, key: ModelKey | None) -> Any:
-    from gateway.client_admin import admin_channel
     from gateway.client_models import ModelsClient
 
-    token = args.key or os.environ.get("HITL_ADMIN_KEY", "")
-    if not token and args.tls_cert is None:
-        raise InvalidInput("--key", "an admin key is needed with --target (or HITL_ADMIN_KEY)")
-    channel = admin_channel(
-        args.target, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key
-    )
+    channel, token = admin_target(args)
     with ModelsClient(channel, token) as client:
         if command == "list":
             return client.models()
@@ -292,11 +285,7 @@ def add_models_parser(
             p.add_argument(
                 "--justification", required=name != "register", help="why; in the audit event"
             )
-        p.add_argument("--target", help="a running gateway's gRPC address instead of the store")
-        p.add_argument("--key", help="admin API key for --target (or HITL_ADMIN_KEY)")
-        p.add_argument("--tls-ca", type=Path, help="with --target: CA certificate (PEM) for TLS")
-        p.add_argument("--tls-cert", type=Path, help="with --target: client certificate (PEM)")
-        p.add_argument("--tls-key", type=Path, help="with --target: the client key (PEM)")
+        target_options(p)
         p.add_argument("--format", choices=("table", "jsonl"), default="table")
         p.set_defaults(func=lambda a: _command(a, settings, actor))
 

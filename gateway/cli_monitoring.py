@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from gateway.cli_target import admin_target, target_options
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidInput, StoreUnavailable
 from gateway.modelrisk.record import ModelKey
@@ -51,14 +51,8 @@ def _through_gateway(args: argparse.Namespace, key: ModelKey, reason: str) -> st
 
     from gateway._pb.hitl.admin.v1 import admin_pb2 as pb
     from gateway._pb.hitl.admin.v1 import admin_pb2_grpc
-    from gateway.client_admin import admin_channel
 
-    token = args.key or os.environ.get("HITL_ADMIN_KEY", "")
-    if not token and args.tls_cert is None:
-        raise InvalidInput("--key", "an admin key is needed with --target (or HITL_ADMIN_KEY)")
-    channel = admin_channel(
-        args.target, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key
-    )
+    channel, token = admin_target(args)
     with channel, command_span("models clear"):
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
@@ -134,15 +128,5 @@ def add_clear_parser(
     common(p)
     p.add_argument("model", metavar="KEY", help="the model version: backend/name@version")
     p.add_argument("--reason", required=True, help="why it may decide automatically again")
-    p.add_argument("--target", help="a running gateway (host:port) instead of the store")
-    p.add_argument("--key", help="admin key for --target (or HITL_ADMIN_KEY)")
-    p.add_argument("--tls-ca", type=_path, help="CA of the gateway's certificate (TLS)")
-    p.add_argument("--tls-cert", type=_path, help="client certificate (mutual TLS)")
-    p.add_argument("--tls-key", type=_path, help="its private key")
+    target_options(p)
     p.set_defaults(func=lambda args: _command(args, settings, actor))
-
-
-def _path(text: str) -> Any:
-    from pathlib import Path
-
-    return Path(text)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 import orjson
 
+from gateway.cli_target import admin_target, target_options
 from gateway.config import Settings
 from gateway.errors import FailedPrecondition, InvalidInput, NotFound, StoreUnavailable
 from gateway.store.outbox import OutboxMessage
@@ -50,14 +49,9 @@ async def _on_store(
 
 
 def _through_gateway(args: argparse.Namespace) -> list[OutboxMessage]:
-    from gateway.client_admin import AdminClient, admin_channel
+    from gateway.client_admin import AdminClient
 
-    key = args.key or os.environ.get("HITL_ADMIN_KEY", "")
-    if not key and args.tls_cert is None:
-        raise InvalidInput("--key", "an admin key is needed with --target (or HITL_ADMIN_KEY)")
-    channel = admin_channel(
-        args.target, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key
-    )
+    channel, key = admin_target(args)
     with AdminClient(channel, key) as client:
         if args.outbox_command == "resend":
             with command_span("outbox resend"):
@@ -135,11 +129,7 @@ def add_outbox_parser(
     resend.add_argument("id", help="the message id, as listed")
     for p in (listing, resend):
         common(p)
-        p.add_argument("--target", help="a running gateway's gRPC address instead of the store")
-        p.add_argument("--key", help="admin API key for --target (or HITL_ADMIN_KEY)")
-        p.add_argument("--tls-ca", type=Path, help="with --target: CA certificate (PEM) for TLS")
-        p.add_argument("--tls-cert", type=Path, help="with --target: client certificate (PEM)")
-        p.add_argument("--tls-key", type=Path, help="with --target: the client key (PEM)")
+        target_options(p)
         p.add_argument("--format", choices=("table", "jsonl"), default="table")
         p.set_defaults(func=lambda a: _command(a, settings, actor), dead=False, limit=0)
 

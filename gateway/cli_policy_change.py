@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from gateway.cli_target import admin_target, target_options
 from gateway.config import ConfigError, Settings
 from gateway.errors import InvalidInput, PolicyError
 
@@ -26,26 +26,11 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
 
-def target_options(p: argparse.ArgumentParser, *, required: bool) -> None:
-    """``--target`` and its credentials (an admin key, TLS files)."""
-    p.add_argument("--target", required=required, help="a running gateway's gRPC address")
-    p.add_argument("--key", help="admin API key for --target (or HITL_ADMIN_KEY)")
-    p.add_argument("--tls-ca", type=Path, help="with --target: CA certificate (PEM) for TLS")
-    p.add_argument("--tls-cert", type=Path, help="with --target: client certificate (PEM)")
-    p.add_argument("--tls-key", type=Path, help="with --target: the client key (PEM)")
-
-
 def policy_client(args: argparse.Namespace) -> Any:
     """A `gateway.client_policy.PolicyClient` of ``--target``."""
-    from gateway.client_admin import admin_channel
     from gateway.client_policy import PolicyClient
 
-    key = args.key or os.environ.get("HITL_ADMIN_KEY", "")
-    if not key and args.tls_cert is None:
-        raise InvalidInput("--key", "an admin key is needed with --target (or HITL_ADMIN_KEY)")
-    channel = admin_channel(
-        args.target, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key
-    )
+    channel, key = admin_target(args)
     return PolicyClient(channel, key)
 
 

@@ -153,7 +153,7 @@ def add_replay_parser(
     settings: Callable[[argparse.Namespace], Settings],
 ) -> None:
     """Add ``policy replay`` to the ``policy`` subcommands."""
-    from gateway.cli_policy_change import target_options
+    from gateway.cli_target import target_options
 
     p = policy.add_parser(
         "replay", help="replay stored decisions under a candidate policy (exit 3: changes)"
