@@ -42,3 +42,32 @@ def test_schema_rejects_unknown_keys_settings() -> None:
     """A misspelt setting under keys is refused by values.schema.json, naming it."""
     with pytest.raises(helm.HelmValuesError, match="existingSecrets"):
         helm.Chart.load(str(CHART)).validate_schema({"keys": {"existingSecrets": "k"}})
+
+
+def test_secret_env_reads_each_variable_from_its_secret() -> None:
+    """Secrets a policy or setting names by variable (a webhook's secret_env, the SMTP
+    password) come from existing Secrets, never as plain values in the rendered manifest."""
+    values = {
+        "secretEnv": {
+            "CREDIT_WEBHOOK_SECRET": {"secret": "hitl-webhooks", "key": "credit-limit"},
+            "HITL_SMTP_PASSWORD": {"secret": "hitl-smtp", "key": "password"},
+        }
+    }
+    got = env(container(render(values)))
+    assert got["CREDIT_WEBHOOK_SECRET"] == {
+        "secretKeyRef": {"name": "hitl-webhooks", "key": "credit-limit"}
+    }
+    assert got["HITL_SMTP_PASSWORD"] == {"secretKeyRef": {"name": "hitl-smtp", "key": "password"}}
+
+
+@pytest.mark.parametrize(
+    ("secret_env", "where"),
+    [
+        ({"SMTP": {"secret": "s"}}, "key"),
+        ({"SMTP": {"secret": "s", "key": "k", "value": "x"}}, "value"),
+        ({"BAD-NAME": {"secret": "s", "key": "k"}}, "BAD-NAME"),
+    ],
+)
+def test_schema_rejects_incomplete_secret_env(secret_env: dict[str, Any], where: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=where):
+        helm.Chart.load(str(CHART)).validate_schema({"secretEnv": secret_env})
