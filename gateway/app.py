@@ -51,6 +51,7 @@ from gateway.modelrisk.gate import ModelGate, register_builtin_models
 from gateway.modelrisk.inventory import ModelInventory
 from gateway.modelrisk.record import ModelKey, ModelRecord
 from gateway.notify.delivery import OutboxDelivery, ReviewerScan
+from gateway.notify.retention import OutboxPurger
 from gateway.notify.wiring import start_notifications
 from gateway.policy import PolicySet, load_policies
 from gateway.store import open_store
@@ -94,6 +95,7 @@ class Gateway:
         """Fetches RFC 3161 tokens for checkpoints when ``tsa_url`` is set."""
         self._sweeper: SlaSweeper | None = None
         self._session_purger: SessionPurger | None = None
+        self._outbox_purger: OutboxPurger | None = None
         self.early_warning: EarlyWarning | None = None
         self._outbox: OutboxDelivery | None = None
         self._reviewer_scan: ReviewerScan | None = None
@@ -231,6 +233,8 @@ class Gateway:
         self._sweeper.start()
         self._session_purger = SessionPurger(store)
         self._session_purger.start()
+        self._outbox_purger = OutboxPurger(store, timedelta(seconds=self.settings.outbox_keep))
+        self._outbox_purger.start()
         # Monitoring per model version acts on the policies' thresholds (one replica per breach).
         self.escalations = Escalations(store)
         self.early_warning = EarlyWarning(store, lambda: self.policies, inventory=self.inventory)
@@ -326,6 +330,8 @@ class Gateway:
             await self._sweeper.stop()
         if self._session_purger is not None:
             await self._session_purger.stop()
+        if self._outbox_purger is not None:
+            await self._outbox_purger.stop()
         if self.early_warning is not None:
             await self.early_warning.stop()
         if self._reviewer_scan is not None:

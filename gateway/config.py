@@ -88,6 +88,9 @@ class Settings:
     """Seconds a message is retried before it is dead-lettered (``hitl-gateway outbox``)."""
     outbox_warn_after: float = 300.0
     """Log a warning when the oldest undelivered message is older than this, in seconds."""
+    outbox_keep: float = 604800.0
+    """Seconds a delivered message (and a spent reviewer notice mark) is kept before it is
+    deleted; dead-lettered messages are never deleted (``HITL_OUTBOX_KEEP``, default 7 days)."""
     public_url: str = ""
     """The reviewer UI's base URL as reviewers reach it (``https://hitl.example.com``): the
     links in email and chat notifications."""
@@ -196,7 +199,7 @@ _TYPES |= {"http_idle_timeout": float, "http_header_timeout": float}
 _TYPES |= {"http_max_connections_per_client": int, "http_max_connections": int}
 _TYPES |= {"max_calls_per_key": int, "max_public_streams": int, "watch_max_seconds": float}
 _TYPES |= {f"outbox_{n}": float for n in ("interval", "timeout", "backoff_base", "backoff_max")}
-_TYPES |= {"outbox_max_age": float, "outbox_warn_after": float}
+_TYPES |= {"outbox_max_age": float, "outbox_warn_after": float, "outbox_keep": float}
 _TYPES |= {"notify_interval": float, "notify_sla_share": float, "smtp_port": int}
 _PATHS = {"data_dir", "policies", "tls_cert", "tls_key", "tls_client_ca", "smtp_tls_ca"}
 _PATHS |= {"tsa_ca_file"}
@@ -277,7 +280,7 @@ def load_settings(
         raise ConfigError("max_deciding must not be negative (0: no bound)")
     if s.watch_max_seconds <= 0:
         raise ConfigError("watch_max_seconds must be positive")
-    for name in ("interval", "timeout", "backoff_base", "backoff_max", "max_age"):
+    for name in ("interval", "timeout", "backoff_base", "backoff_max", "max_age", "keep"):
         if getattr(s, f"outbox_{name}") <= 0:
             raise ConfigError(f"outbox_{name} must be positive")
     _check_notify(s)

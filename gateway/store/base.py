@@ -16,6 +16,7 @@ from gateway.audit.drafts import prepare_draft
 from gateway.store import codec
 from gateway.store.outbox import OutboxMixin
 from gateway.store.outbox_notices import NoticesMixin
+from gateway.store.outbox_retention import OutboxRetentionMixin
 from gateway.store.probe import PROBE, WriteProbe
 from gateway.store.reads import StoreReads
 from gateway.store.tx import WriteTx
@@ -25,7 +26,7 @@ from gateway.types import AuditDraft, Decision, ReviewTask
 T = TypeVar("T")
 
 
-class StoreBase(StoreReads, OutboxMixin, NoticesMixin):
+class StoreBase(StoreReads, OutboxMixin, NoticesMixin, OutboxRetentionMixin):
     """Lifecycle, writer and chain head shared by `SQLiteStore` and `PostgresStore`."""
 
     def __init__(self, writer: GroupWriter) -> None:

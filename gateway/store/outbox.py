@@ -278,6 +278,10 @@ class OutboxStore(Protocol):
         ``(items announced, items warned)``."""
         ...
 
+    async def purge_outbox(self, before: datetime) -> tuple[int, int]:
+        """Delete what the outbox no longer needs (`gateway.store.outbox_retention`)."""
+        ...
+
 
 class OutboxMixin:
     """`OutboxStore` for both stores (see the module docstring)."""
