@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._proxy_load import approve_model, measure
 from bench.harness import (
     REPO,
     Server,
@@ -36,8 +37,6 @@ from bench.harness import (
     exit_on_sigterm,
     free_port,
     gateway_command,
-    percentile,
-    process_cpu,
     server_env,
 )
 
@@ -58,7 +57,6 @@ applications:
 """
 QUESTION = "What are your opening hours on Saturdays?"
 EXPECTED = f"Echo: {QUESTION}"
-START_SKEW = 0.3
 
 
 class BenchError(RuntimeError):
@@ -69,39 +67,6 @@ def body(model: str) -> bytes:
     return json.dumps(
         {"model": model, "messages": [{"role": "user", "content": QUESTION}]}
     ).encode()
-
-
-async def approve_model(data_dir: Path) -> None:
-    """Register the bench model version as approved in the gateway's inventory."""
-    from datetime import UTC, datetime, timedelta
-
-    from gateway.audit.events import EventType
-    from gateway.audit.events import event as audit_event
-    from gateway.modelrisk.record import ModelKey, ModelRecord, ModelStatus
-    from gateway.store import SQLiteStore
-
-    now = datetime.now(UTC)
-    key = ModelKey("bench-llm", MODEL, "1")
-    record = ModelRecord(
-        key=key,
-        owner="bench",
-        validator="bench-validator",
-        intended_use="benchmark",
-        max_tier="high",
-        status=ModelStatus.APPROVED,
-        validated_at=now,
-        validation_expires_at=now + timedelta(days=1),
-        documentation_url="",
-        limitations="",
-        registered_at=now,
-        updated_at=now,
-        updated_by="bench",
-    )
-    payload = {"backend": key.backend, "name": key.name, "version": key.version}
-    async with SQLiteStore(data_dir / "gateway.db") as store:
-        await store.register_model(
-            record, audit_event(EventType.MODEL_REGISTERED, "", "bench", payload)
-        )
 
 
 def wait_http(url: str, server: Server, timeout: float) -> None:
@@ -176,41 +141,6 @@ def _worker(args: tuple[str, bytes, str, int, float]) -> tuple[int, int, list[fl
     return asyncio.run(_load(*args))
 
 
-def measure(
-    pool: Any,
-    procs: int,
-    target: tuple[str, bytes],
-    token: str,
-    c: int,
-    s: float,
-    pids: dict[str, int],
-) -> dict[str, Any]:
-    url, payload = target
-    procs = min(procs, c)
-    pending = pool.map_async(_worker, [(url, payload, token, max(1, c // procs), s)] * procs)
-    time.sleep(1.0 + START_SKEW)
-    before = {name: process_cpu(pid) for name, pid in pids.items()}
-    time.sleep(s)
-    after = {name: process_cpu(pid) for name, pid in pids.items()}
-    results = pending.get()
-    ok = sum(r[0] for r in results)
-    lat = sorted(x for r in results for x in r[2])
-    cpu = {
-        f"{name}_cpu_us": 1e6 * (after[name] - before[name]) / max(ok, 1)
-        for name in pids
-        if before[name] is not None and after[name] is not None
-    }
-    return {
-        "rate": ok / s,
-        "ok": ok,
-        "errors": sum(r[1] for r in results),
-        "first_error": next((r[3] for r in results if r[3]), ""),
-        "p50_ms": percentile(lat, 0.50) * 1000,
-        "p99_ms": percentile(lat, 0.99) * 1000,
-        **cpu,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -271,7 +201,7 @@ def _run(
         (policies / "bench.yaml").write_text(POLICY.format(port=model_port, model=MODEL))
         data_dir = work / "var"
         token = create_key(data_dir, policies, env, APPLICATION)
-        asyncio.run(approve_model(data_dir))
+        asyncio.run(approve_model(data_dir, "bench-llm", MODEL))
         argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
         argv_gw += ["--policies", str(policies), "--grpc-port", str(grpc_port)]
         argv_gw += ["--http-port", str(http_port)]
@@ -298,7 +228,16 @@ def _run(
             for r in range(args.rounds):
                 for c in (args.concurrency, 1):
                     for name, target in targets.items():
-                        result = measure(pool, args.procs, target, token, c, args.duration, pids)
+                        url, payload = target
+                        result = measure(
+                            pool,
+                            _worker,
+                            (url, payload, token),
+                            procs=args.procs,
+                            concurrency=c,
+                            seconds=args.duration,
+                            pids=pids,
+                        )
                         runs.setdefault(f"{name}@{c}", []).append(result)
                         print(
                             f"round {r + 1} {name:8} c={c:<3} {result['rate']:8.0f}/s  "

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._proxy_load import approve_model, measure
 from bench.harness import (
     REPO,
     Server,
@@ -42,8 +43,6 @@ from bench.harness import (
     exit_on_sigterm,
     free_port,
     gateway_command,
-    percentile,
-    process_cpu,
     server_env,
 )
 
@@ -69,8 +68,6 @@ applications:
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
 DECISION_ID_KEY = "x-hitl-decision-id"
 EXPECTED_SCORE = 0.9  # 0.5 * 1.0 + 0.4 * 1.0 from bench.oip_model_server
-# Load processes take a moment to start and connect before their warm-up second begins.
-START_SKEW = 0.3
 
 
 def request_bytes(model: str) -> bytes:
@@ -80,40 +77,6 @@ def request_bytes(model: str) -> bytes:
     request.inputs.add(name="features", datatype="FP64", shape=[1, 2])
     request.raw_input_contents.append(struct.pack("<2d", 1.0, 1.0))  # score 0.9: approved
     return request.SerializeToString()
-
-
-async def approve_model(data_dir: Path) -> None:
-    """Register the bench model version as approved in the gateway's inventory (a bank's OIP
-    model decides automatically only once model risk has approved it)."""
-    from datetime import UTC, datetime, timedelta
-
-    from gateway.audit.events import EventType
-    from gateway.audit.events import event as audit_event
-    from gateway.modelrisk.record import ModelKey, ModelRecord, ModelStatus
-    from gateway.store import SQLiteStore
-
-    now = datetime.now(UTC)
-    key = ModelKey("bench-model", "scorer", "1")
-    record = ModelRecord(
-        key=key,
-        owner="bench",
-        validator="bench-validator",
-        intended_use="benchmark",
-        max_tier="high",
-        status=ModelStatus.APPROVED,
-        validated_at=now,
-        validation_expires_at=now + timedelta(days=1),
-        documentation_url="",
-        limitations="",
-        registered_at=now,
-        updated_at=now,
-        updated_by="bench",
-    )
-    payload = {"backend": key.backend, "name": key.name, "version": key.version}
-    async with SQLiteStore(data_dir / "gateway.db") as store:
-        await store.register_model(
-            record, audit_event(EventType.MODEL_REGISTERED, "", "bench", payload)
-        )
 
 
 class BenchError(RuntimeError):
@@ -193,46 +156,6 @@ def _worker(args: tuple[str, bytes, str, int, float]) -> tuple[int, int, list[fl
     return asyncio.run(_load(*args))
 
 
-def measure(
-    pool: Any,
-    procs: int,
-    address: str,
-    payload: bytes,
-    token: str,
-    c: int,
-    s: float,
-    pids: dict[str, int],
-):
-    per = max(1, c // procs)
-    pending = pool.map_async(_worker, [(address, payload, token, per, s)] * procs)
-    # CPU of the proxy and of the model server over the measured window (after the warm-up).
-    time.sleep(1.0 + START_SKEW)
-    before = {name: process_cpu(pid) for name, pid in pids.items()}
-    time.sleep(s)
-    after = {name: process_cpu(pid) for name, pid in pids.items()}
-    results = pending.get()
-    ok = sum(r[0] for r in results)
-    errors = sum(r[1] for r in results)
-    first_error = next((r[3] for r in results if r[3]), "")
-    lat = sorted(x for r in results for x in r[2])
-    p50 = percentile(lat, 0.50) * 1000
-    p99 = percentile(lat, 0.99) * 1000
-    cpu = {
-        f"{name}_cpu_us": 1e6 * (after[name] - before[name]) / max(ok, 1)
-        for name in pids
-        if before[name] is not None and after[name] is not None
-    }
-    return {
-        "rate": ok / s,
-        "ok": ok,
-        "errors": errors,
-        "first_error": first_error,
-        "p50_ms": p50,
-        "p99_ms": p99,
-        **cpu,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -305,7 +228,7 @@ def _run(
             (policies / "bench.yaml").write_text(POLICY.format(port=model_port))
             data_dir = work / "var"
             token = create_key(data_dir, policies, env, APPLICATION)
-            asyncio.run(approve_model(data_dir))
+            asyncio.run(approve_model(data_dir, "bench-model", "scorer"))
             argv_gw = [*gateway_command(), "serve", "--data-dir", str(data_dir)]
             argv_gw += ["--policies", str(policies), "--grpc-port", str(gw_port)]
             argv_gw += ["--http-port", "0"]
@@ -331,13 +254,12 @@ def _run(
                         pids = {"proxy": proxy.proc.pid, "model": servers[0].proc.pid}
                         got = measure(
                             pool,
-                            args.procs,
-                            proxy.address,
-                            payload,
-                            token,
-                            args.concurrency,
-                            args.duration,
-                            pids,
+                            _worker,
+                            (proxy.address, payload, token),
+                            procs=args.procs,
+                            concurrency=args.concurrency,
+                            seconds=args.duration,
+                            pids=pids,
                         )
                         runs[name].append(got)
                         print(
