@@ -1,11 +1,11 @@
 """Backends that speak the OpenAI chat completions API over HTTP (vLLM, SGLang, llama.cpp,
 Ollama, hosted providers).
 
-``OpenAIBackend`` owns what belongs to one remote server: the HTTP client (optionally TLS with a
-private CA), the API key (read from the environment variable the policy names, so no key sits in
-a policy file), the circuit breaker, retries of transient failures within the call's deadline,
-and readiness. The call is never streamed upstream: the gateway needs the whole answer to decide
-on it, and streams it to its own caller only once released.
+``OpenAIBackend`` owns what belongs to one remote server: the HTTP clients (`Lanes`, optionally
+TLS with a private CA), the API key (read from the environment variable the policy names, so no
+key sits in a policy file), the circuit breaker, retries of transient failures within the
+call's deadline, and readiness. The call is never streamed upstream: the gateway needs the whole
+answer to decide on it, and streams it to its own caller only once released.
 
 A third-party backend (``third_party: true``) receives only the message roles its
 ``send_fields`` list; the rest is masked before the request is built (`gateway.chat.shape`).
@@ -23,6 +23,7 @@ import structlog
 from opentelemetry import propagate
 
 from gateway.backends.breaker import CircuitBreaker
+from gateway.backends.http_lanes import Lanes
 from gateway.backends.protocol import ModelError
 from gateway.backends.retry import backoff_delays
 from gateway.chat.shape import ShapeError, output_from_completion, request_body
@@ -50,7 +51,7 @@ class OpenAIBackend:
         self.spec = spec
         self.breaker = CircuitBreaker(spec.circuit_failures, spec.circuit_cooldown)
         self._base = spec.target.rstrip("/")
-        self._client: httpx.AsyncClient | None = None
+        self._lanes: Lanes | None = None
 
     @property
     def ref(self) -> ModelRef:
@@ -62,32 +63,31 @@ class OpenAIBackend:
         return {"authorization": f"Bearer {key}"} if key else {}
 
     async def start(self) -> None:
-        if self._client is not None:
+        if self._lanes is not None:
             return
         verify: ssl.SSLContext | bool = True
         if self.spec.tls_ca:
             verify = ssl.create_default_context(cafile=self.spec.tls_ca)
-        self._client = httpx.AsyncClient(
-            base_url=self._base,
-            verify=verify,
-            # The key is read once: rotating it means restarting, as for every other secret.
-            headers=self._headers(),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        # The key is read once: rotating it means restarting, as for every other secret.
+        headers = self._headers()
+        self._lanes = Lanes(
+            lambda limits: httpx.AsyncClient(
+                base_url=self._base, verify=verify, headers=headers, limits=limits
+            )
         )
 
     async def stop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        lanes, self._lanes = self._lanes, None
+        if lanes is not None:
+            await lanes.aclose()
 
     async def ready(self) -> bool:
         """Whether the server answers ``GET /models`` listing the model (a server without that
         endpoint, 404, is judged by its answers alone)."""
-        client = self._client
-        if client is None:
+        if self._lanes is None:
             return False
         try:
-            response = await client.get("/models", timeout=_READY_TIMEOUT)
+            response = await self._lanes.next().get("/models", timeout=_READY_TIMEOUT)
         except httpx.HTTPError:
             return False
         if response.status_code == 404:
@@ -115,9 +115,9 @@ class OpenAIBackend:
             raise ModelError(f"{spec.name}: {exc}") from None
 
     async def _post(self, body: JSONObject, timeout: float) -> Any:
-        client = self._client
+        lanes = self._lanes
         name = self.spec.name
-        if client is None:
+        if lanes is None:
             raise ModelError(f"{name}: backend not started")
         breaker = self.breaker
         if not breaker.allow():
@@ -133,7 +133,7 @@ class OpenAIBackend:
                 attempts += 1
                 left = deadline - loop.time()
                 try:
-                    response = await client.post(
+                    response = await lanes.next().post(
                         "/chat/completions", json=body, timeout=left, headers=headers
                     )
                 except httpx.TimeoutException:
